@@ -1,0 +1,92 @@
+"""Checks of user input that fail fast, with the problem and the fix."""
+
+import numbers
+
+import numpy as np
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}; received {value!r}.")
+    return value
+
+
+def check_int(name, value, *, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; received {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; received {value}.")
+    return int(value)
+
+
+def check_momentum(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"momentum must be a number in [0, 1); received {value!r}.")
+    return float(value)
+
+
+def check_labels(labels, num_classes, *, num_samples=None):
+    """Integer class ids in `[0, num_classes)`, as a 1-D int array.
+
+    Args:
+        labels: array-like of labels.
+        num_classes: C, the backbone's number of outputs.
+        num_samples: the number of inputs the labels must match, if known.
+
+    Returns:
+        The labels as a 1-D int64 NumPy array.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim == 2 and labels.shape[1] == num_classes:
+        raise ValueError(
+            f"Labels look one-hot (shape {labels.shape}); MixNN takes integer class ids: "
+            "pass `labels.argmax(axis=1)`."
+        )
+    if labels.ndim != 1:
+        raise ValueError(f"Labels must be a 1-D array of class ids; received shape {labels.shape}.")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(
+            f"Labels must be integer class ids; received dtype {labels.dtype}. "
+            "Cast whole-number labels with `labels.astype(int)`."
+        )
+    if num_samples is not None and len(labels) != num_samples:
+        raise ValueError(f"Got {num_samples} inputs but {len(labels)} labels; pass one label per input.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(
+            f"Labels must be class ids in [0, {num_classes}) for a backbone with {num_classes} "
+            f"outputs; found {bad}."
+        )
+    return labels.astype(np.int64)
+
+
+def check_inputs(x, expected_shape):
+    """A NumPy array of finite numbers whose sample shape fits the backbone.
+
+    Args:
+        x: array-like of inputs.
+        expected_shape: the backbone's input shape without the batch axis;
+            `None` entries match any size.
+
+    Returns:
+        `x` as a NumPy array.
+    """
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TypeError(f"Inputs must be a numeric array; received dtype {x.dtype}.")
+    if len(x) == 0:
+        raise ValueError("The training set is empty; pass at least one sample per batch.")
+    sample_shape = x.shape[1:]
+    fits = len(sample_shape) == len(expected_shape) and all(
+        want is None or want == got for want, got in zip(expected_shape, sample_shape)
+    )
+    if not fits:
+        raise ValueError(
+            f"Each input has shape {sample_shape} but the backbone expects {tuple(expected_shape)}; "
+            "reshape the inputs or build the backbone for this shape."
+        )
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise ValueError("Inputs contain NaN or inf; clean or impute them before training.")
+    return x

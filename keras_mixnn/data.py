@@ -1,0 +1,118 @@
+"""Index-aware training data: every batch carries its samples' neighbours.
+
+A MixNN training batch is `(inputs, labels)` where `inputs` is a dict:
+
+- `"x"`: `(B, ...)` the samples;
+- `"neighbour_x"`: `(B, K, ...)` their K neighbours' inputs;
+- `"index"`: `(B,)` the samples' positions in the training set;
+- `"neighbour_index"`: `(B, K)` the neighbours' positions.
+
+Before the first MixNN epoch there are no neighbours yet: `neighbour_x` is
+zeros and `neighbour_index` repeats `index`; the model gives them weight 0.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+
+class MixNNDataset(keras.utils.PyDataset):
+    """Base class of the datasets `MixNNModel.fit` trains on.
+
+    Subclasses provide `num_samples`, `labels`, `sample_shape`,
+    `inference_data()` and `_load(indices)`; the base class shuffles with a
+    seed, batches, and adds neighbours.
+
+    Args:
+        batch_size: samples per batch.
+        num_neighbours: K.
+        seed: seed of the per-epoch shuffle. Defaults to `0`.
+        **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`.
+    """
+
+    def __init__(self, *, batch_size, num_neighbours, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.batch_size = batch_size
+        self.num_neighbours = num_neighbours
+        self.seed = seed
+        self._epoch = 0
+        self._order = None
+        self._neighbours = None
+
+    def begin_epoch(self, epoch, neighbours=None):
+        """Sets the sample order and the neighbour table for one epoch.
+
+        Args:
+            epoch: the epoch number; the order depends only on it and `seed`,
+                so a resumed run sees the same batches.
+            neighbours: `(N, K)` neighbour table, or `None` during warm-up.
+        """
+        self._epoch = int(epoch)
+        self._order = None
+        self._neighbours = None if neighbours is None else np.asarray(neighbours, dtype=np.int64)
+
+    @property
+    def num_batches(self):
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def __len__(self):
+        return self.num_batches
+
+    def __getitem__(self, batch):
+        if self._order is None:
+            rng = np.random.default_rng([self.seed, self._epoch])
+            self._order = rng.permutation(self.num_samples)
+        index = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        x = self._load(index)
+        if self._neighbours is None:
+            neighbour_index = np.repeat(index[:, None], self.num_neighbours, axis=1)
+            neighbour_x = np.zeros((len(index), self.num_neighbours) + x.shape[1:], dtype=x.dtype)
+        else:
+            neighbour_index = self._neighbours[index]
+            neighbour_x = self._load(neighbour_index.reshape(-1)).reshape(
+                (len(index), self.num_neighbours) + x.shape[1:]
+            )
+        inputs = {
+            "x": x,
+            "neighbour_x": neighbour_x,
+            "index": index.astype(np.int32),
+            "neighbour_index": neighbour_index.astype(np.int32),
+        }
+        return inputs, self.labels[index].astype(np.int32)
+
+
+class ArrayDataset(MixNNDataset):
+    """A `MixNNDataset` over in-memory arrays.
+
+    Args:
+        x: `(N, ...)` inputs; float64 is stored as float32, integer images
+            (uint8) are kept as they are and cast on the device.
+        y: `(N,)` integer labels.
+        batch_size: samples per batch. Defaults to `32`.
+        num_neighbours: K. Defaults to `1`.
+        seed: seed of the per-epoch shuffle. Defaults to `0`.
+    """
+
+    def __init__(self, x, y, *, batch_size=32, num_neighbours=1, seed=0, **kwargs):
+        super().__init__(batch_size=batch_size, num_neighbours=num_neighbours, seed=seed, **kwargs)
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.floating) and x.dtype != np.float32:
+            x = x.astype(np.float32)
+        self.x = x
+        self.labels = np.asarray(y)
+
+    @property
+    def num_samples(self):
+        return len(self.x)
+
+    @property
+    def sample_shape(self):
+        return self.x.shape[1:]
+
+    def inference_data(self):
+        """The inputs in index order, for the per-epoch inference pass."""
+        return self.x
+
+    def _load(self, indices):
+        return self.x[indices]

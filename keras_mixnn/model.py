@@ -1,0 +1,444 @@
+"""`MixNNModel`: a Keras model that trains its backbone with MixNN."""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mixnn import _validation
+from keras_mixnn.correction import update_soft_targets
+from keras_mixnn.data import ArrayDataset, MixNNDataset
+from keras_mixnn.mixing import anchor_only_weights, mix, mixing_weights
+from keras_mixnn.state import MixNNState
+
+MIXTURE_LOSS_ON = ("targets", "given")
+CORRECTION_SOURCES = ("pass", "batch")
+NEIGHBOUR_TARGETS = ("soft", "given")
+
+
+@keras.saving.register_keras_serializable(package="keras_mixnn")
+class MixNNModel(keras.Model):
+    """Trains a classifier on noisy labels by mixing samples with neighbours.
+
+    For `warmup_epochs` the backbone trains with plain cross-entropy. From
+    then on, before every epoch a `MixNNCallback` embeds the training set,
+    finds each sample's K nearest neighbours and its probability of being
+    clean, and every training step mixes each sample, input and target
+    alike, with its neighbours, weighted by those probabilities. From epoch
+    `correction_start` the targets become soft: a moving average of the
+    model's own predictions.
+
+    Compile without a loss (MixNN brings its own; `fit` refuses one) and call `fit` with
+    integer labels. `predict` and `evaluate` behave as the backbone's, with
+    sparse categorical cross-entropy as the evaluation loss. The training
+    accuracy of `metrics=["accuracy"]` compares the prediction for each
+    synthetic sample with the given label of the sample it was built
+    around; during warm-up that is ordinary training accuracy.
+
+    Args:
+        backbone: a functional or Sequential Keras model from one input to
+            C class logits. A final `Softmax` layer is removed; a final
+            `Dense` with a softmax activation is refused.
+        num_neighbours: K, neighbours mixed into each sample. Defaults to `1`.
+        warmup_epochs: epochs of plain cross-entropy first. Defaults to `10`.
+        correction_start: epoch `E_s` from which targets are corrected
+            (Eq. 14). Defaults to `60`.
+        momentum: `alpha` of Eq. 14, in `[0, 1)`. Defaults to `0.9`.
+        feature_layer: name of the layer whose output is the embedding used
+            for neighbours; `None` uses the input of the last `Dense` layer.
+            Defaults to `None`.
+        mixture_loss_on: `"targets"` fits the clean/noisy mixture to the loss
+            against the argmax of the current targets (the released code);
+            `"given"` against the given labels (the paper). Defaults to
+            `"targets"`.
+        correction_source: `"pass"` corrects targets with the per-epoch
+            inference pass; `"batch"` with a prediction of each batch's
+            original samples inside the training step (Algorithm 1).
+            Defaults to `"pass"`.
+        neighbour_targets: `"soft"` mixes in the neighbours' current soft
+            targets (the released code); `"given"` their given labels
+            (Algorithm 1). Defaults to `"soft"`.
+        augmentation: a Keras layer (for example a `Sequential` of
+            `RandomFlip` and `RandomCrop`) applied in training to each sample
+            and each neighbour independently, before mixing. Defaults to
+            `None`.
+        seed: seed of every random choice MixNN makes (shuffling, mixture,
+            neighbour graph). `None` draws one and records it. Defaults to
+            `None`.
+        **kwargs: passed to `keras.Model` (for example `name`).
+
+    Example:
+    ```python
+    model = kmx.MixNNModel(backbone, num_neighbours=1, warmup_epochs=10,
+                           correction_start=60, momentum=0.9, seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    model.fit(x_train, y_noisy, epochs=100, batch_size=128)
+    model.clean_probability  # (N,) P(clean) of each training sample
+    ```
+
+    References:
+        Lu & He, "Mitigating Noisy Supervision Using Synthetic Samples with
+        Soft Labels" (MixNN), Sections 4.2-4.5 and Algorithm 1.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        *,
+        num_neighbours=1,
+        warmup_epochs=10,
+        correction_start=60,
+        momentum=0.9,
+        feature_layer=None,
+        mixture_loss_on="targets",
+        correction_source="pass",
+        neighbour_targets="soft",
+        augmentation=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_neighbours = _validation.check_int("num_neighbours", num_neighbours, minimum=1)
+        self.warmup_epochs = _validation.check_int("warmup_epochs", warmup_epochs, minimum=0)
+        self.correction_start = _validation.check_int("correction_start", correction_start, minimum=0)
+        self.momentum = _validation.check_momentum(momentum)
+        self.mixture_loss_on = _validation.check_choice("mixture_loss_on", mixture_loss_on, MIXTURE_LOSS_ON)
+        self.correction_source = _validation.check_choice(
+            "correction_source", correction_source, CORRECTION_SOURCES
+        )
+        self.neighbour_targets = _validation.check_choice(
+            "neighbour_targets", neighbour_targets, NEIGHBOUR_TARGETS
+        )
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**31)
+        self.seed = _validation.check_int("seed", seed, minimum=0)
+        self.feature_layer = feature_layer
+        self.backbone = _logits_backbone(backbone)
+        self.num_classes = self.backbone.outputs[0].shape[-1]
+        self._feature_output(self.backbone, feature_layer)  # Fails now, not after warm-up.
+        self.augmentation = augmentation
+        self.state = MixNNState(name="mixnn_state")
+        self._training_data = None
+        self.built = True
+
+    # -- Public state -----------------------------------------------------
+
+    @property
+    def soft_targets(self):
+        """`(N, C)` NumPy array: the corrected targets; rows sum to 1."""
+        return self._state_array("soft_targets")
+
+    @property
+    def clean_probability(self):
+        """`(N,)` NumPy array: each training sample's P(clean)."""
+        return self._state_array("clean_probability")
+
+    @property
+    def neighbours(self):
+        """`(N, K)` int NumPy array: neighbour indices (`-1` before the first pass)."""
+        return self._state_array("neighbours")
+
+    @property
+    def mixnn_epoch(self):
+        """Epochs of MixNN training (warm-up included) this model has completed."""
+        return int(ops.convert_to_numpy(self.state.epoch)) if self.state.built else 0
+
+    def feature_extractor(self):
+        """A model from the backbone's input to `(features, logits)`."""
+        features = self._feature_output(self.backbone, self.feature_layer)
+        return keras.Model(self.backbone.inputs, [features, self.backbone.outputs[0]])
+
+    # -- Keras API --------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, dict):
+            return self._synthetic_forward(inputs, training)
+        return self.backbone(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if isinstance(y_pred, dict):
+            logits = ops.cast(y_pred["logits"], "float32")
+            per_sample = keras.losses.categorical_crossentropy(y_pred["targets"], logits, from_logits=True)
+        else:
+            logits = ops.cast(y_pred, "float32")
+            per_sample = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        total = ops.mean(per_sample)
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), "float32")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        **kwargs,
+    ):
+        """Trains with MixNN; arguments as `keras.Model.fit`.
+
+        `x` is a NumPy array (with integer labels `y`) or a `MixNNDataset`.
+        Shuffling is MixNN's own and seeded, so `shuffle` is ignored.
+        `sample_weight` and `class_weight` are not supported: MixNN already
+        weighs every sample by its probability of being clean.
+        """
+        if sample_weight is not None or class_weight is not None:
+            raise ValueError(
+                "MixNNModel.fit does not take sample_weight or class_weight: MixNN weighs each "
+                "sample by its estimated probability of being clean. Drop the argument."
+            )
+        if getattr(self, "loss", None) is not None:
+            raise ValueError(
+                "MixNNModel trains with its own loss (cross-entropy against mixed soft targets); "
+                f"compile it without `loss` (received loss={self.loss!r})."
+            )
+        kwargs.pop("shuffle", None)
+        dataset, validation_data = self._training_dataset(x, y, batch_size, validation_split, validation_data)
+        self._prepare_state(dataset.labels)
+        callbacks = _with_mixnn_callback(callbacks)
+        self._warn_if_phase_not_reached(epochs - initial_epoch)
+        self._training_data = dataset
+        try:
+            return super().fit(
+                dataset,
+                epochs=epochs,
+                callbacks=callbacks,
+                validation_data=validation_data,
+                validation_batch_size=kwargs.pop("validation_batch_size", None) or dataset.batch_size,
+                initial_epoch=initial_epoch,
+                shuffle=False,  # The dataset shuffles samples itself, seeded; Keras would reshuffle batches unseeded.
+                **kwargs,
+            )
+        finally:
+            self._training_data = None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "num_neighbours": self.num_neighbours,
+                "warmup_epochs": self.warmup_epochs,
+                "correction_start": self.correction_start,
+                "momentum": self.momentum,
+                "feature_layer": self.feature_layer,
+                "mixture_loss_on": self.mixture_loss_on,
+                "correction_source": self.correction_source,
+                "neighbour_targets": self.neighbour_targets,
+                "augmentation": keras.saving.serialize_keras_object(self.augmentation),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
+        return cls(**config)
+
+    # -- Training step ----------------------------------------------------
+
+    def _synthetic_forward(self, inputs, training):
+        """Mixes a batch with its neighbours and predicts the mixture.
+
+        Returns a dict with the logits of the synthetic samples and their
+        mixed targets; `compute_loss` and `compute_metrics` unpack it.
+        """
+        state = self.state
+        index = inputs["index"]
+        neighbour_index = inputs["neighbour_index"]
+        mixing = ops.greater_equal(state.epoch, self.warmup_epochs)
+        weights = mixing_weights(
+            ops.take(state.clean_probability, index, axis=0),
+            ops.take(state.clean_probability, neighbour_index, axis=0),
+        )
+        weights = ops.where(mixing, weights, anchor_only_weights(weights))
+
+        x = ops.cast(inputs["x"], "float32")
+        neighbour_x = ops.cast(inputs["neighbour_x"], "float32")
+        anchor_targets = ops.take(state.soft_targets, index, axis=0)
+        if self.neighbour_targets == "soft":
+            neighbour_targets = ops.take(state.soft_targets, neighbour_index, axis=0)
+        else:
+            neighbour_labels = ops.take(state.given_labels, neighbour_index, axis=0)
+            neighbour_targets = ops.one_hot(neighbour_labels, self.num_classes, dtype="float32")
+        if self.correction_source == "batch":
+            correcting = ops.logical_and(mixing, ops.greater_equal(state.epoch, self.correction_start))
+            anchor_targets = self._correct_in_batch(x, index, anchor_targets, correcting)
+        if self.augmentation is not None and training:
+            x, neighbour_x = self._augment(x, neighbour_x)
+
+        logits = self.backbone(mix(x, neighbour_x, weights), training=training)
+        return {"logits": logits, "targets": mix(anchor_targets, neighbour_targets, weights)}
+
+    def _correct_in_batch(self, x, index, anchor_targets, correcting):
+        """Algorithm 1, line 9: Eq. 14 with this batch's predictions."""
+        predictions = ops.softmax(ops.stop_gradient(ops.cast(self.backbone(x, training=False), "float32")))
+        corrected = update_soft_targets(anchor_targets, predictions, self.momentum)
+        corrected = ops.where(correcting, corrected, anchor_targets)
+        self.state.soft_targets.assign(
+            ops.scatter_update(self.state.soft_targets, ops.expand_dims(index, -1), corrected)
+        )
+        return corrected
+
+    def _augment(self, x, neighbour_x):
+        x = self.augmentation(x, training=True)
+        flat = ops.reshape(neighbour_x, (-1,) + tuple(neighbour_x.shape[2:]))
+        flat = self.augmentation(flat, training=True)
+        return x, ops.reshape(flat, (-1, self.num_neighbours) + tuple(flat.shape[1:]))
+
+    # -- Helpers ----------------------------------------------------------
+
+    def _state_array(self, name):
+        if not self.state.built:
+            return None
+        return ops.convert_to_numpy(getattr(self.state, name))
+
+    def _training_dataset(self, x, y, batch_size, validation_split, validation_data):
+        if isinstance(x, MixNNDataset):
+            if y is not None:
+                raise ValueError("Pass labels inside the MixNNDataset, not as `y`.")
+            if x.num_neighbours != self.num_neighbours:
+                raise ValueError(
+                    f"The dataset serves {x.num_neighbours} neighbours per sample but the model mixes "
+                    f"{self.num_neighbours}; build the dataset with num_neighbours={self.num_neighbours}."
+                )
+            _validation.check_labels(x.labels, self.num_classes, num_samples=x.num_samples)
+            self._check_num_samples(x.num_samples, batch_size=x.batch_size)
+            return x, validation_data
+        if x is None or y is None:
+            raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
+        if isinstance(x, (list, tuple, dict)):
+            raise TypeError(
+                "MixNNModel.fit takes one array of inputs (mixing needs a single input tensor) or a "
+                f"keras_mixnn MixNNDataset; received a {type(x).__name__}. Convert with np.asarray."
+            )
+        x = _validation.check_inputs(x, self.backbone.inputs[0].shape[1:])
+        labels = _validation.check_labels(y, self.num_classes, num_samples=len(x))
+        if validation_split and validation_data is None:
+            split = int(np.floor(len(x) * (1.0 - validation_split)))
+            validation_data = (x[split:], labels[split:])
+            x, labels = x[:split], labels[:split]
+        batch_size = batch_size or 32
+        self._check_num_samples(len(x), batch_size=batch_size)
+        dataset = ArrayDataset(
+            x, labels, batch_size=batch_size, num_neighbours=self.num_neighbours, seed=self.seed
+        )
+        return dataset, validation_data
+
+    def _check_num_samples(self, num_samples, *, batch_size):
+        if num_samples <= self.num_neighbours:
+            raise ValueError(
+                f"num_neighbours={self.num_neighbours} needs more than {self.num_neighbours} training "
+                f"samples; got {num_samples}. Use more data or a smaller num_neighbours."
+            )
+        if num_samples < batch_size:
+            warnings.warn(
+                f"The training set ({num_samples} samples) is smaller than one batch ({batch_size}).",
+                stacklevel=3,
+            )
+
+    def _prepare_state(self, labels):
+        if not self.state.built:
+            self.state.build(len(labels), self.num_classes, self.num_neighbours)
+            self.state.initialise(labels)
+            return
+        stored = ops.convert_to_numpy(self.state.given_labels)
+        if stored.shape != labels.shape or not np.array_equal(stored, labels):
+            raise ValueError(
+                "This MixNNModel already holds MixNN state for a different training set "
+                f"({len(stored)} samples). Continue with the same training set, or start a new "
+                "MixNNModel from the backbone (`kmx.MixNNModel(model.backbone, ...)`)."
+            )
+
+    def _warn_if_phase_not_reached(self, num_epochs):
+        end = self.mixnn_epoch + num_epochs
+        for name, start in (("warmup_epochs", self.warmup_epochs), ("correction_start", self.correction_start)):
+            if start >= end:
+                warnings.warn(
+                    f"{name}={start} but this fit ends after epoch {end}: that phase does not start "
+                    "in this call (it will in a later fit call on the same model).",
+                    stacklevel=3,
+                )
+
+    @staticmethod
+    def _feature_output(backbone, feature_layer):
+        if feature_layer is not None:
+            names = [layer.name for layer in backbone.layers]
+            if feature_layer not in names:
+                raise ValueError(f"feature_layer={feature_layer!r} is not a layer of the backbone; its layers: {names}.")
+            return backbone.get_layer(feature_layer).output
+        dense_layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Dense)]
+        if not dense_layers:
+            raise ValueError(
+                "The backbone has no Dense layer, so MixNN cannot find its penultimate features; "
+                "name the embedding layer with feature_layer=."
+            )
+        return dense_layers[-1].input
+
+
+def _logits_backbone(backbone):
+    """The backbone as a single-input model to `(batch, C)` logits."""
+    if not isinstance(backbone, keras.Model):
+        raise TypeError(f"backbone must be a keras.Model; received {type(backbone).__name__}.")
+    try:
+        inputs, outputs = backbone.inputs, backbone.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise ValueError(
+            "The backbone must be a functional or Sequential model with a known input "
+            "(start it with keras.Input(shape=...))."
+        )
+    if len(inputs) != 1:
+        raise ValueError(f"MixNN mixes one input tensor; the backbone has {len(inputs)} inputs.")
+    if "int" in str(inputs[0].dtype) or "bool" in str(inputs[0].dtype):
+        raise ValueError(
+            f"The backbone's input is {inputs[0].dtype}: integer inputs such as token ids cannot be "
+            "mixed. MixNN needs float inputs (images, feature vectors)."
+        )
+    if len(outputs) != 1 or len(outputs[0].shape) != 2 or (outputs[0].shape[-1] or 0) < 2:
+        shapes = [tuple(output.shape) for output in outputs]
+        raise ValueError(f"The backbone must output (batch, C) class logits with C >= 2; it outputs {shapes}.")
+    last = backbone.layers[-1]
+    if _is_softmax_layer(last):
+        return keras.Model(inputs, last.input, name=f"{backbone.name}_logits")
+    if getattr(getattr(last, "activation", None), "__name__", None) == "softmax":
+        raise ValueError(
+            f"The backbone's last layer {last.name!r} applies softmax; MixNN needs logits. "
+            "Build it with activation=None (use keras.activations.softmax on predictions)."
+        )
+    return backbone
+
+
+def _is_softmax_layer(layer):
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    return isinstance(layer, keras.layers.Activation) and getattr(activation, "__name__", None) == "softmax"
+
+
+def _with_mixnn_callback(callbacks):
+    from keras_mixnn.callback import MixNNCallback
+
+    callbacks = list(callbacks or [])
+    mixnn = [callback for callback in callbacks if isinstance(callback, MixNNCallback)]
+    if len(mixnn) > 1:
+        raise ValueError("Pass at most one MixNNCallback to fit.")
+    others = [callback for callback in callbacks if not isinstance(callback, MixNNCallback)]
+    # First, so the figures it adds to `logs` reach CSVLogger, History and the rest.
+    return (mixnn or [MixNNCallback()]) + others

@@ -1,0 +1,188 @@
+"""K nearest neighbours of every training sample in feature space (Section 4.3).
+
+A neighbour index is anything with a `search(features, num_neighbours)`
+method returning, for every row of `features`, the indices of its
+`num_neighbours` nearest *other* rows (Euclidean distance). A sample is
+excluded from its own list by index, never by dropping the first hit: exact
+duplicates of a sample are legitimate neighbours.
+"""
+
+import abc
+
+import numpy as np
+from keras import ops
+
+from keras_mixnn import _backend
+
+# Below this many samples exact search on a CPU is as fast as building a graph.
+EXACT_SEARCH_MAX_SAMPLES = 20_000
+# Distance-matrix entries computed at once by exact search (64 MiB of float32).
+_EXACT_CHUNK_ENTRIES = 2**24
+
+
+class NeighbourIndex(abc.ABC):
+    """Interface of a neighbour search backend."""
+
+    @abc.abstractmethod
+    def search(self, features, num_neighbours):
+        """Nearest other samples of every sample.
+
+        Args:
+            features: `(N, d)` float array, one row per sample.
+            num_neighbours: K, at most `N - 1`.
+
+        Returns:
+            A `(N, K)` int64 array; row `i` never contains `i`.
+        """
+
+
+class ExactIndex(NeighbourIndex):
+    """Brute-force search: chunked `keras.ops` matmul and top-k.
+
+    Runs on the backend's device (the fast path on a GPU). Memory is the
+    features plus one `(chunk, N)` block of distances, never `N x N`.
+
+    Args:
+        chunk_size: query rows per block; `None` sizes blocks to about 64 MiB.
+            Defaults to `None`.
+    """
+
+    def __init__(self, *, chunk_size=None):
+        self.chunk_size = chunk_size
+
+    def search(self, features, num_neighbours):
+        features = _validated_features(features, num_neighbours)
+        num_samples = features.shape[0]
+        chunk_size = self.chunk_size or max(1, _EXACT_CHUNK_ENTRIES // num_samples)
+        points = ops.convert_to_tensor(features)
+        squared_norms = ops.sum(points * points, axis=1)
+        columns = ops.arange(num_samples)
+        results = []
+        for start in range(0, num_samples, chunk_size):
+            stop = min(start + chunk_size, num_samples)
+            queries = points[start:stop]
+            distances = (
+                ops.expand_dims(squared_norms[start:stop], 1)
+                - 2.0 * ops.matmul(queries, ops.transpose(points))
+                + ops.expand_dims(squared_norms, 0)
+            )
+            rows = ops.expand_dims(ops.arange(start, stop), 1)
+            distances = ops.where(rows == ops.expand_dims(columns, 0), np.inf, distances)
+            _, nearest = ops.top_k(-distances, k=num_neighbours, sorted=True)
+            results.append(ops.convert_to_numpy(nearest))
+        return np.concatenate(results).astype(np.int64)
+
+
+class HNSWIndex(NeighbourIndex):
+    """Approximate search with a Hierarchical Navigable Small World graph.
+
+    Uses hnswlib. With `num_threads=1` the graph, and so the neighbour table,
+    is the same for the same features and seed.
+
+    Args:
+        max_connections: hnswlib's `M`, links per node. Defaults to `16`.
+        ef_construction: candidate list size while building. Defaults to `100`.
+        ef: candidate list size while searching, raised to at least K + 1.
+            Defaults to `64`.
+        num_threads: threads for building and searching; `-1` uses all cores.
+            Defaults to `1`.
+        seed: the graph's random seed. Defaults to `0`.
+
+    References:
+        Malkov & Yashunin, "Efficient and robust approximate nearest neighbor
+        search using Hierarchical Navigable Small World graphs", 2018.
+    """
+
+    def __init__(self, *, max_connections=16, ef_construction=100, ef=64, num_threads=1, seed=0):
+        self.max_connections = max_connections
+        self.ef_construction = ef_construction
+        self.ef = ef
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def search(self, features, num_neighbours):
+        hnswlib = _import_hnswlib()
+        features = _validated_features(features, num_neighbours)
+        num_samples, dim = features.shape
+        index = hnswlib.Index(space="l2", dim=dim)
+        index.init_index(
+            max_elements=num_samples,
+            ef_construction=self.ef_construction,
+            M=self.max_connections,
+            random_seed=self.seed,
+        )
+        index.add_items(features, np.arange(num_samples), num_threads=self.num_threads)
+        index.set_ef(max(self.ef, num_neighbours + 1))
+        candidates, _ = index.knn_query(features, k=num_neighbours + 1, num_threads=self.num_threads)
+        return exclude_self(candidates, num_neighbours)
+
+
+def exclude_self(candidates, num_neighbours):
+    """Drops each row's own index from its candidate list.
+
+    Args:
+        candidates: `(N, K + 1)` neighbour ids of each row, nearest first.
+        num_neighbours: K.
+
+    Returns:
+        A `(N, K)` int64 array: each row's candidates without its own index,
+        or its first K candidates when its own index is not among them.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    own = candidates == np.arange(len(candidates))[:, None]
+    # Push the own index to the end of the row with a stable sort, keep K.
+    order = np.argsort(own, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1)[:, :num_neighbours]
+
+
+def get_index(identifier, *, num_samples, seed=0, deterministic=True):
+    """Resolves `"exact"`, `"hnsw"`, `"auto"` or an index object.
+
+    `"auto"` picks exact search on an accelerator or for at most
+    `EXACT_SEARCH_MAX_SAMPLES` samples, HNSW otherwise.
+
+    Args:
+        identifier: a name or a `NeighbourIndex`.
+        num_samples: the number of samples that will be searched.
+        seed: seed of the HNSW graph. Defaults to `0`.
+        deterministic: build and search HNSW on one thread so the result
+            repeats. Defaults to `True`.
+
+    Returns:
+        A `NeighbourIndex`.
+    """
+    if isinstance(identifier, NeighbourIndex):
+        return identifier
+    if identifier == "auto":
+        small = num_samples <= EXACT_SEARCH_MAX_SAMPLES
+        identifier = "exact" if small or _backend.accelerator_available() else "hnsw"
+    if identifier == "exact":
+        return ExactIndex()
+    if identifier == "hnsw":
+        return HNSWIndex(num_threads=1 if deterministic else -1, seed=seed)
+    raise ValueError(
+        f"neighbour_search must be 'auto', 'exact', 'hnsw' or a NeighbourIndex; received {identifier!r}."
+    )
+
+
+def _validated_features(features, num_neighbours):
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    if features.ndim != 2:
+        raise ValueError(f"Features must be a 2-D (samples, dims) array; received shape {features.shape}.")
+    if not 1 <= num_neighbours < features.shape[0]:
+        raise ValueError(
+            f"num_neighbours must be between 1 and the number of samples minus one "
+            f"({features.shape[0] - 1}); received {num_neighbours}."
+        )
+    return features
+
+
+def _import_hnswlib():
+    try:
+        import hnswlib
+    except ImportError as error:
+        raise ImportError(
+            "HNSW neighbour search needs hnswlib: `pip install hnswlib`, "
+            "or use neighbour_search='exact'."
+        ) from error
+    return hnswlib

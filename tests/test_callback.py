@@ -1,0 +1,99 @@
+import csv
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_backbone
+from sklearn.metrics import roc_auc_score
+
+import keras_mixnn as kmx
+from keras_mixnn.callback import LOG_KEYS
+
+
+class RecordCleanProbability(keras.callbacks.Callback):
+    """Keeps P(clean) as it stood at the end of a chosen epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.recorded = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.recorded = self.model.clean_probability
+
+
+def test_digits_with_40_percent_noise_detects_and_corrects_labels(noisy_digits):
+    keras.utils.set_random_seed(0)
+    model = kmx.MixNNModel(tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, momentum=0.9, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    before_correction = RecordCleanProbability(epoch=5)
+    history = model.fit(
+        noisy_digits["x_train"],
+        noisy_digits["y_noisy"],
+        epochs=16,
+        batch_size=64,
+        validation_data=(noisy_digits["x_test"], noisy_digits["y_test"]),
+        callbacks=[before_correction],
+        verbose=0,
+    )
+    detection_auc = roc_auc_score(~noisy_digits["flipped"], before_correction.recorded)
+    correction_accuracy = np.mean(model.soft_targets.argmax(axis=1) == noisy_digits["y_train"])
+    assert detection_auc >= 0.8
+    assert correction_accuracy > 0.6
+    assert history.history["val_accuracy"][-1] > 0.8
+    neighbours = model.neighbours
+    assert neighbours.shape == (1400, 1)
+    assert not np.any(neighbours == np.arange(1400)[:, None])
+
+
+def test_mixnn_figures_reach_history_and_csv_logger(tmp_path, backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    log_file = tmp_path / "log.csv"
+    history = model.fit(
+        noisy_digits["x_train"][:300],
+        noisy_digits["y_noisy"][:300],
+        epochs=3,
+        batch_size=50,
+        callbacks=[keras.callbacks.CSVLogger(str(log_file))],
+        verbose=0,
+    )
+    rows = list(csv.DictReader(open(log_file)))
+    for key in LOG_KEYS:
+        assert key in rows[0]
+        assert len(history.history[key]) == 3
+    assert history.history["mixnn_mean_lambda"][0] == 1.0
+    assert 0.0 < history.history["mixnn_mean_lambda"][2] < 1.0
+    assert 0.0 <= history.history["mixnn_clean_share"][2] <= 1.0
+    assert 0.0 <= history.history["mixnn_targets_changed"][2] <= 1.0
+
+
+@pytest.mark.parametrize("neighbour_search", ["exact", "hnsw"])
+def test_same_seed_same_neighbour_tables(backbone, noisy_digits, neighbour_search):
+    initial_weights = backbone.get_weights()
+
+    def train():
+        copy = tiny_backbone()
+        copy.set_weights(initial_weights)
+        model = kmx.MixNNModel(copy, warmup_epochs=1, correction_start=2, seed=3)
+        model.compile(optimizer="sgd")
+        model.fit(
+            noisy_digits["x_train"][:300],
+            noisy_digits["y_noisy"][:300],
+            epochs=3,
+            batch_size=50,
+            callbacks=[kmx.MixNNCallback(neighbour_search=neighbour_search)],
+            verbose=0,
+        )
+        return model
+
+    first, second = train(), train()
+    np.testing.assert_array_equal(first.neighbours, second.neighbours)
+    np.testing.assert_array_equal(first.clean_probability, second.clean_probability)
+    np.testing.assert_array_equal(first.soft_targets, second.soft_targets)
+
+
+def test_callback_options_are_checked():
+    with pytest.raises(ValueError, match="neighbour_search"):
+        kmx.MixNNCallback(neighbour_search="kd-tree")

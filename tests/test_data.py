@@ -1,0 +1,41 @@
+import numpy as np
+
+from keras_mixnn.data import ArrayDataset
+
+
+def make_dataset(seed=0):
+    x = np.arange(10 * 3, dtype="float64").reshape(10, 3)
+    return ArrayDataset(x, np.arange(10) % 2, batch_size=4, num_neighbours=2, seed=seed)
+
+
+def test_batches_carry_indices_neighbours_and_their_inputs():
+    data = make_dataset()
+    neighbours = (np.arange(10)[:, None] + np.array([1, 2])) % 10
+    data.begin_epoch(5, neighbours)
+    inputs, labels = data[0]
+    np.testing.assert_array_equal(inputs["x"], data.x[inputs["index"]])
+    np.testing.assert_array_equal(inputs["neighbour_index"], neighbours[inputs["index"]])
+    np.testing.assert_array_equal(inputs["neighbour_x"], data.x[neighbours[inputs["index"]]])
+    np.testing.assert_array_equal(labels, inputs["index"] % 2)
+    assert inputs["x"].dtype == np.float32
+
+
+def test_every_sample_once_per_epoch_in_a_seeded_order():
+    data = make_dataset(seed=1)
+    data.begin_epoch(0)
+    first = np.concatenate([data[i][0]["index"] for i in range(len(data))])
+    assert sorted(first) == list(range(10)) and len(data) == 3
+    data.begin_epoch(1)
+    second = np.concatenate([data[i][0]["index"] for i in range(len(data))])
+    assert not np.array_equal(first, second)
+    again = make_dataset(seed=1)
+    again.begin_epoch(1)
+    np.testing.assert_array_equal(second, np.concatenate([again[i][0]["index"] for i in range(len(again))]))
+
+
+def test_warm_up_batches_have_zero_neighbours():
+    data = make_dataset()
+    data.begin_epoch(0)
+    inputs, _ = data[0]
+    assert not inputs["neighbour_x"].any()
+    np.testing.assert_array_equal(inputs["neighbour_index"][:, 0], inputs["index"])

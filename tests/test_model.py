@@ -1,0 +1,167 @@
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_backbone
+from keras import ops
+
+import keras_mixnn as kmx
+
+
+def linear_backbone(kernel, bias):
+    backbone = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="logits")])
+    backbone.layers[-1].set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
+    return backbone
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("neighbour_targets", ["soft", "given"])
+def test_loss_of_one_batch_equals_hand_computation(neighbour_targets):
+    kernel, bias = np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.1, -0.2])
+    model = kmx.MixNNModel(
+        linear_backbone(kernel, bias), warmup_epochs=0, neighbour_targets=neighbour_targets, seed=0
+    )
+    model.state.build(3, 2, 1)
+    model.state.initialise(np.array([0, 1, 1]))
+    model.state.clean_probability.assign(np.array([0.8, 0.2, 0.0], "float32"))
+    model.state.soft_targets.assign(np.array([[1.0, 0.0], [0.3, 0.7], [0.0, 1.0]], "float32"))
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [3.0, 1.0]], "float32")
+    inputs = {
+        "x": x[:2],
+        "neighbour_x": x[[1, 2]][:, None, :],
+        "index": np.array([0, 1], "int32"),
+        "neighbour_index": np.array([[1], [2]], "int32"),
+    }
+    loss = ops.convert_to_numpy(model.compute_loss(inputs, np.array([0, 1]), model(inputs, training=True)))
+
+    # Sample 0: lambda = 0.8 / (0.8 + 0.2); sample 1: 0.2 / (0.2 + 0.0) = 1.
+    mixed_x = np.array([0.8 * x[0] + 0.2 * x[1], x[1]])
+    neighbour_target = [0.3, 0.7] if neighbour_targets == "soft" else [0.0, 1.0]
+    mixed_targets = np.array([0.8 * np.array([1.0, 0.0]) + 0.2 * np.array(neighbour_target), [0.3, 0.7]])
+    expected = -(mixed_targets * log_softmax(mixed_x @ kernel + bias)).sum(axis=1).mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_warm_up_is_plain_cross_entropy_on_given_labels():
+    kernel, bias = np.array([[1.0, -1.0], [0.5, 2.0]]), np.array([0.1, -0.2])
+    model = kmx.MixNNModel(linear_backbone(kernel, bias), warmup_epochs=1, seed=0)
+    model.state.build(2, 2, 1)
+    model.state.initialise(np.array([1, 0]))
+    model.state.clean_probability.assign(np.array([0.1, 0.9], "float32"))
+    x = np.array([[1.0, 2.0], [-1.0, 0.5]], "float32")
+    inputs = {
+        "x": x,
+        "neighbour_x": np.zeros((2, 1, 2), "float32"),
+        "index": np.array([0, 1], "int32"),
+        "neighbour_index": np.array([[0], [1]], "int32"),
+    }
+    loss = ops.convert_to_numpy(model.compute_loss(inputs, None, model(inputs, training=True)))
+    expected = -log_softmax(x @ kernel + bias)[[0, 1], [1, 0]].mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_augmentation_applies_to_sample_and_neighbours_before_mixing():
+    @keras.saving.register_keras_serializable(package="tests")
+    class AddOne(keras.layers.Layer):
+        def call(self, inputs, training=None):
+            return inputs + 1.0 if training else inputs
+
+    kernel, bias = np.eye(2), np.zeros(2)
+    model = kmx.MixNNModel(linear_backbone(kernel, bias), warmup_epochs=0, augmentation=AddOne(), seed=0)
+    model.state.build(2, 2, 1)
+    model.state.initialise(np.array([0, 1]))
+    inputs = {
+        "x": np.array([[1.0, 2.0]], "float32"),
+        "neighbour_x": np.array([[[3.0, 5.0]]], "float32"),
+        "index": np.array([0], "int32"),
+        "neighbour_index": np.array([[1]], "int32"),
+    }
+    logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])
+    np.testing.assert_allclose(logits, [[0.5 * 2 + 0.5 * 4, 0.5 * 3 + 0.5 * 6]], rtol=1e-6)
+
+
+def test_predict_and_evaluate_behave_as_the_backbone(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, seed=0)
+    model.compile(metrics=["accuracy"])
+    x, y = noisy_digits["x_test"][:50], noisy_digits["y_test"][:50]
+    np.testing.assert_allclose(model.predict(x, verbose=0), backbone.predict(x, verbose=0), rtol=1e-5)
+    loss, accuracy = model.evaluate(x, y, verbose=0)
+    logits = backbone.predict(x, verbose=0)
+    np.testing.assert_allclose(loss, -log_softmax(logits)[np.arange(50), y].mean(), rtol=1e-4)
+    np.testing.assert_allclose(accuracy, (logits.argmax(1) == y).mean(), rtol=1e-6)
+
+
+def test_final_softmax_layer_is_removed_and_model_backbone_gives_logits():
+    probabilities = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, name="features"), keras.layers.Dense(3), keras.layers.Softmax()]
+    )
+    model = kmx.MixNNModel(probabilities, seed=0)
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    logits = model.backbone.predict(x, verbose=0)
+    np.testing.assert_allclose(ops.convert_to_numpy(ops.softmax(logits)), probabilities.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_state_survives_save_and_load(tmp_path, backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
+    model.save_weights(tmp_path / "mixnn.weights.h5")
+    restored = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    restored.load_weights(tmp_path / "mixnn.weights.h5")
+    for name in ("soft_targets", "clean_probability", "neighbours"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(model, name))
+    assert restored.mixnn_epoch == 2
+
+    model.save(tmp_path / "mixnn.keras")
+    loaded = keras.models.load_model(tmp_path / "mixnn.keras")
+    np.testing.assert_array_equal(loaded.soft_targets, model.soft_targets)
+    x = noisy_digits["x_test"][:20]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_fit_calls_continue_the_same_schedule(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=2, correction_start=10, seed=0)
+    model.compile(optimizer="adam")
+    x, y = noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200]
+    with pytest.warns(UserWarning, match="warmup_epochs=2"):
+        first = model.fit(x, y, epochs=1, batch_size=50, verbose=0)
+    second = model.fit(x, y, epochs=2, batch_size=50, verbose=0)
+    assert np.isnan(first.history["mixnn_clean_share"][0])
+    assert np.isnan(second.history["mixnn_clean_share"][0])
+    assert 0.0 < second.history["mixnn_clean_share"][1] <= 1.0
+    assert model.mixnn_epoch == 3
+    with pytest.raises(ValueError, match="different training set"):
+        model.fit(x[:100], y[:100], epochs=1, verbose=0)
+
+
+def test_batch_correction_updates_targets_inside_the_step(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, correction_source="batch", seed=0)
+    model.compile(optimizer="adam")
+    labels = noisy_digits["y_noisy"][:200]
+    model.fit(noisy_digits["x_train"][:200], labels, epochs=2, batch_size=50, verbose=0)
+    targets = model.soft_targets
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-5)
+    # Exactly one EMA step with momentum 0.9: the given label keeps >= 0.9.
+    assert np.all(targets[np.arange(200), labels] >= 0.9 - 1e-6)
+    assert np.all(targets[np.arange(200), labels] < 1.0)
+
+
+def test_no_correction_before_correction_start(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=5, seed=0)
+    model.compile(optimizer="adam")
+    labels = noisy_digits["y_noisy"][:200]
+    with pytest.warns(UserWarning, match="correction_start"):
+        model.fit(noisy_digits["x_train"][:200], labels, epochs=3, batch_size=50, verbose=0)
+    np.testing.assert_array_equal(model.soft_targets, np.eye(10)[labels])
+    assert model.neighbours.min() >= 0
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="jit_compile=True means torch.compile on torch")
+def test_jit_compiled_training_runs(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, correction_source="batch", seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=True)
+    history = model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()

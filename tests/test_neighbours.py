@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from keras_mixnn.neighbours import ExactIndex, HNSWIndex, exclude_self, get_index
+
+
+def brute_force(features, k):
+    distances = ((features[:, None, :] - features[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)
+    return np.argsort(distances, axis=1, kind="stable")[:, :k]
+
+
+@pytest.fixture
+def clustered():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (8, 16))
+    return (centres[rng.integers(0, 8, 400)] + rng.normal(0, 1, (400, 16))).astype("float32")
+
+
+def test_exact_search_matches_brute_force(clustered):
+    found = ExactIndex(chunk_size=64).search(clustered, 3)
+    np.testing.assert_array_equal(found, brute_force(clustered, 3))
+
+
+def test_hnsw_matches_exact_on_small_data(clustered):
+    found = HNSWIndex(seed=0).search(clustered, 2)
+    np.testing.assert_array_equal(found, brute_force(clustered, 2))
+
+
+@pytest.mark.parametrize("index", [ExactIndex(), HNSWIndex()], ids=["exact", "hnsw"])
+def test_self_is_excluded_by_index_even_among_duplicates(index):
+    features = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    features[1:4] = features[0]  # four identical points: 0, 1, 2, 3
+    found = index.search(features, 3)
+    assert not np.any(found == np.arange(50)[:, None])
+    for sample in range(4):
+        assert set(found[sample]) == {0, 1, 2, 3} - {sample}
+
+
+def test_hnsw_is_deterministic_for_a_seed(clustered):
+    first = HNSWIndex(seed=7).search(clustered, 4)
+    np.testing.assert_array_equal(first, HNSWIndex(seed=7).search(clustered, 4))
+
+
+def test_exclude_self_keeps_order_and_drops_own_index():
+    candidates = np.array([[3, 0, 1], [1, 2, 0], [0, 1, 3]])
+    np.testing.assert_array_equal(exclude_self(candidates, 2), [[3, 1], [2, 0], [0, 1]])
+
+
+@pytest.mark.parametrize("k", [0, 10])
+def test_k_must_be_between_one_and_n_minus_one(k):
+    with pytest.raises(ValueError, match="num_neighbours"):
+        ExactIndex().search(np.zeros((10, 2)), k)
+
+
+def test_auto_picks_exact_for_small_cpu_sets_and_hnsw_for_large():
+    assert isinstance(get_index("auto", num_samples=1000), ExactIndex)
+    assert isinstance(get_index("auto", num_samples=100_000), HNSWIndex)
+    with pytest.raises(ValueError, match="neighbour_search"):
+        get_index("faiss", num_samples=10)
