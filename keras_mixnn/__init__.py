@@ -1,6 +1,6 @@
 """keras-mixnn: train Keras classifiers that stay accurate under noisy labels."""
 
-from keras_mixnn import mixture, neighbours
+from keras_mixnn import mixture, neighbours, noise
 from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.data import ArrayDataset, MixNNDataset
 from keras_mixnn.model import MixNNModel
