@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   install into .venv and run CE against MixNN on noisy digits
+#   make test   install into .venv and run the tests under TensorFlow, JAX and PyTorch
+PYTHON ?= python3
+VENV := .venv
+BACKENDS := tensorflow jax torch
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+$(VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# Pinned first: the CPU build; an unpinned torch pulls a multi-GB CUDA build.
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e '.[jax,torch,test]'
+	touch $@
+
+.PHONY: install demo test
+install: $(VENV)/installed
+
+demo: $(VENV)/installed
+	$(VENV)/bin/python examples/digits_noisy_labels.py
+
+test: $(VENV)/installed
+	@status=0; for backend in $(BACKENDS); do \
+		echo "== KERAS_BACKEND=$$backend"; \
+		KERAS_BACKEND=$$backend $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests || status=1; \
+	done; exit $$status
