@@ -66,6 +66,8 @@ def mix(anchor, neighbours, weights):
     Returns:
         A `(B, ...)` tensor `lambda * anchor + sum_k beta_k * neighbour_k`.
     """
+    anchor = ops.convert_to_tensor(anchor)
+    neighbours = ops.convert_to_tensor(neighbours, dtype=anchor.dtype)
     weights = ops.cast(weights, anchor.dtype)
     anchor_weight = weights[:, 0]
     neighbour_weight = weights[:, 1:]
