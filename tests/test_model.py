@@ -165,3 +165,13 @@ def test_jit_compiled_training_runs(backbone, noisy_digits):
     model.compile(optimizer="adam", metrics=["accuracy"], jit_compile=True)
     history = model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_validation_split_holds_out_the_last_samples(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    x, y = noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200]
+    history = model.fit(x, y, epochs=2, batch_size=50, validation_split=0.25, verbose=0)
+    assert len(history.history["val_accuracy"]) == 2
+    assert model.soft_targets.shape == (150, 10)
+    np.testing.assert_array_equal(model.soft_targets.argmax(axis=1), y[:150])
