@@ -11,11 +11,13 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_int(name, value, *, minimum):
+def check_int(name, value, *, minimum, maximum=None):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer; received {value!r} of type {type(value).__name__}.")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}; received {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}; received {value}.")
     return int(value)
 
 

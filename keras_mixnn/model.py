@@ -15,6 +15,9 @@ from keras_mixnn.state import MixNNState
 MIXTURE_LOSS_ON = ("targets", "given")
 CORRECTION_SOURCES = ("pass", "batch")
 NEIGHBOUR_TARGETS = ("soft", "given")
+# Seeds feed scikit-learn and hnswlib too, which take at most 32-bit values.
+MAX_SEED = 2**31 - 1
+_EVALUATION_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 @keras.saving.register_keras_serializable(package="keras_mixnn")
@@ -112,7 +115,7 @@ class MixNNModel(keras.Model):
         )
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**31)
-        self.seed = _validation.check_int("seed", seed, minimum=0)
+        self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
         self.feature_layer = feature_layer
         self.backbone = _logits_backbone(backbone)
         self.num_classes = self.backbone.outputs[0].shape[-1]
@@ -159,11 +162,9 @@ class MixNNModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if isinstance(y_pred, dict):
             logits = ops.cast(y_pred["logits"], "float32")
-            per_sample = keras.losses.categorical_crossentropy(y_pred["targets"], logits, from_logits=True)
+            total = ops.mean(keras.losses.categorical_crossentropy(y_pred["targets"], logits, from_logits=True))
         else:
-            logits = ops.cast(y_pred, "float32")
-            per_sample = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-        total = ops.mean(per_sample)
+            total = _EVALUATION_LOSS(y, ops.cast(y_pred, "float32"), sample_weight=sample_weight)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
         return total
@@ -357,6 +358,7 @@ class MixNNModel(keras.Model):
             self.state.build(len(labels), self.num_classes, self.num_neighbours)
             self.state.initialise(labels)
             return
+        self.state.check_fits(self.num_classes, self.num_neighbours)
         stored = ops.convert_to_numpy(self.state.given_labels)
         if stored.shape != labels.shape or not np.array_equal(stored, labels):
             raise ValueError(

@@ -21,6 +21,17 @@ class MixNNState(keras.layers.Layer):
         epoch: epochs of MixNN training completed so far.
     """
 
+    def check_fits(self, num_classes, num_neighbours):
+        """Raises if this state was made for another number of classes or K."""
+        saved_classes, saved_neighbours = self.soft_targets.shape[1], self.neighbours.shape[1]
+        if (saved_classes, saved_neighbours) != (num_classes, num_neighbours):
+            raise ValueError(
+                f"This model's MixNN state (loaded or trained) has {saved_classes} classes and "
+                f"K={saved_neighbours} neighbours, but the model has {num_classes} classes and "
+                f"num_neighbours={num_neighbours}; use a MixNNModel built with "
+                f"num_neighbours={saved_neighbours} and a {saved_classes}-class backbone."
+            )
+
     def build(self, num_samples, num_classes, num_neighbours):
         shapes = {
             "soft_targets": (num_samples, num_classes),

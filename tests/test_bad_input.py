@@ -81,6 +81,7 @@ def test_several_input_arrays_cannot_be_mixed(model, data):
         ({"momentum": 1.0}, ValueError, "momentum"),
         ({"momentum": -0.1}, ValueError, "momentum"),
         ({"warmup_epochs": -1}, ValueError, "warmup_epochs"),
+        ({"seed": 2**32 + 5}, ValueError, "seed must be at most"),
         ({"feature_layer": "nope"}, ValueError, "not a layer of the backbone"),
         ({"mixture_loss_on": "clean"}, ValueError, "mixture_loss_on"),
         ({"correction_source": "epoch"}, ValueError, "correction_source"),

@@ -175,3 +175,25 @@ def test_validation_split_holds_out_the_last_samples(backbone, noisy_digits):
     assert len(history.history["val_accuracy"]) == 2
     assert model.soft_targets.shape == (150, 10)
     np.testing.assert_array_equal(model.soft_targets.argmax(axis=1), y[:150])
+
+
+def test_evaluate_honours_sample_weight_like_the_backbone(backbone, noisy_digits):
+    x, y = noisy_digits["x_test"][:40], noisy_digits["y_test"][:40]
+    weights = np.where(np.arange(40) < 10, 1.0, 0.0)
+    model = kmx.MixNNModel(backbone, seed=0)
+    model.compile(metrics=["accuracy"])
+    backbone.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    expected = backbone.evaluate(x, y, sample_weight=weights, verbose=0)
+    np.testing.assert_allclose(model.evaluate(x, y, sample_weight=weights, verbose=0)[0], expected, rtol=1e-5)
+
+
+def test_training_on_state_of_another_k_is_refused_before_training(tmp_path, backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=0, seed=0)
+    model.compile(optimizer="adam")
+    model.fit(noisy_digits["x_train"][:100], noisy_digits["y_noisy"][:100], epochs=1, batch_size=50, verbose=0)
+    model.save_weights(tmp_path / "k1.weights.h5")
+    other = kmx.MixNNModel(tiny_backbone(), num_neighbours=2, seed=0)
+    other.compile(optimizer="adam")
+    other.load_weights(tmp_path / "k1.weights.h5")
+    with pytest.raises(ValueError, match="num_neighbours=1"):
+        other.fit(noisy_digits["x_train"][:100], noisy_digits["y_noisy"][:100], epochs=1, verbose=0)
