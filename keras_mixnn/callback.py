@@ -50,15 +50,7 @@ class MixNNCallback(keras.callbacks.Callback):
 
     def __init__(self, *, neighbour_search="auto", deterministic=None, inference_batch_size=None):
         super().__init__()
-        if not isinstance(neighbour_search, neighbours_lib.NeighbourIndex) and neighbour_search not in (
-            "auto",
-            "exact",
-            "hnsw",
-        ):
-            raise ValueError(
-                "neighbour_search must be 'auto', 'exact', 'hnsw' or a NeighbourIndex; "
-                f"received {neighbour_search!r}."
-            )
+        neighbours_lib.check_search_method(neighbour_search)
         self.neighbour_search = neighbour_search
         self.deterministic = deterministic
         self.inference_batch_size = inference_batch_size

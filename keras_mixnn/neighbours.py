@@ -14,6 +14,7 @@ from keras import ops
 
 from keras_mixnn import _backend
 
+SEARCH_METHODS = ("auto", "exact", "hnsw")
 # Below this many samples exact search on a CPU is as fast as building a graph.
 EXACT_SEARCH_MAX_SAMPLES = 20_000
 # Distance-matrix entries computed at once by exact search (64 MiB of float32).
@@ -153,16 +154,21 @@ def get_index(identifier, *, num_samples, seed=0, deterministic=True):
     """
     if isinstance(identifier, NeighbourIndex):
         return identifier
+    check_search_method(identifier)
     if identifier == "auto":
         small = num_samples <= EXACT_SEARCH_MAX_SAMPLES
         identifier = "exact" if small or _backend.accelerator_available() else "hnsw"
     if identifier == "exact":
         return ExactIndex()
-    if identifier == "hnsw":
-        return HNSWIndex(num_threads=1 if deterministic else -1, seed=seed)
-    raise ValueError(
-        f"neighbour_search must be 'auto', 'exact', 'hnsw' or a NeighbourIndex; received {identifier!r}."
-    )
+    return HNSWIndex(num_threads=1 if deterministic else -1, seed=seed)
+
+
+def check_search_method(identifier):
+    """Raises unless `identifier` names a search method or is an index."""
+    if not isinstance(identifier, NeighbourIndex) and identifier not in SEARCH_METHODS:
+        raise ValueError(
+            f"neighbour_search must be one of {SEARCH_METHODS} or a NeighbourIndex; received {identifier!r}."
+        )
 
 
 def _validated_features(features, num_neighbours):
