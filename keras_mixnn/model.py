@@ -114,7 +114,7 @@ class MixNNModel(keras.Model):
             "neighbour_targets", neighbour_targets, NEIGHBOUR_TARGETS
         )
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % 2**31)
+            seed = int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
         self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
         self.feature_layer = feature_layer
         self.backbone = _logits_backbone(backbone)
