@@ -103,7 +103,9 @@ class MixNNCallback(keras.callbacks.Callback):
         """The per-epoch pass: clean probabilities, neighbours, corrections."""
         state = model.state
         batch_size = self.inference_batch_size or self._data.batch_size
-        features, logits = self._extractor.predict(self._data.inference_data(), batch_size=batch_size, verbose=0)
+        features, logits = self._extractor.predict(
+            self._data.inference_data(None, batch_size), batch_size=batch_size, verbose=0
+        )
         soft_targets = ops.convert_to_numpy(state.soft_targets)
         if model.mixture_loss_on == "targets":
             loss_labels = soft_targets.argmax(axis=1)

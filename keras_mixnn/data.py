@@ -21,17 +21,18 @@ class MixNNDataset(keras.utils.PyDataset):
     """Base class of the datasets `MixNNModel.fit` trains on.
 
     Subclasses provide `num_samples`, `labels`, `sample_shape`,
-    `inference_data()` and `_load(indices)`; the base class shuffles with a
-    seed, batches, and adds neighbours.
+    `inference_data(indices, batch_size)` and `_load(indices)`; the base
+    class shuffles with a seed, batches, and adds neighbours.
 
     Args:
         batch_size: samples per batch.
         num_neighbours: K.
-        seed: seed of the per-epoch shuffle. Defaults to `0`.
+        seed: seed of the per-epoch shuffle; `None` takes the model's seed
+            when `MixNNModel.fit` receives the dataset. Defaults to `None`.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`.
     """
 
-    def __init__(self, *, batch_size, num_neighbours, seed=0, **kwargs):
+    def __init__(self, *, batch_size, num_neighbours, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.batch_size = batch_size
         self.num_neighbours = num_neighbours
@@ -49,7 +50,7 @@ class MixNNDataset(keras.utils.PyDataset):
             neighbours: `(N, K)` neighbour table, or `None` during warm-up.
         """
         self._epoch = int(epoch)
-        self._order = None
+        self._order = self._epoch_order(self._epoch)
         self._neighbours = None if neighbours is None else np.asarray(neighbours, dtype=np.int64)
 
     @property
@@ -61,8 +62,7 @@ class MixNNDataset(keras.utils.PyDataset):
 
     def __getitem__(self, batch):
         if self._order is None:
-            rng = np.random.default_rng([self.seed, self._epoch])
-            self._order = rng.permutation(self.num_samples)
+            self._order = self._epoch_order(self._epoch)
         index = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
         x = self._load(index)
         if self._neighbours is None:
@@ -82,6 +82,11 @@ class MixNNDataset(keras.utils.PyDataset):
         return inputs, self.labels[index].astype(np.int32)
 
 
+    def _epoch_order(self, epoch):
+        rng = np.random.default_rng([self.seed or 0, epoch])
+        return rng.permutation(self.num_samples)
+
+
 class ArrayDataset(MixNNDataset):
     """A `MixNNDataset` over in-memory arrays.
 
@@ -91,10 +96,11 @@ class ArrayDataset(MixNNDataset):
         y: `(N,)` integer labels.
         batch_size: samples per batch. Defaults to `32`.
         num_neighbours: K. Defaults to `1`.
-        seed: seed of the per-epoch shuffle. Defaults to `0`.
+        seed: seed of the per-epoch shuffle; `None` takes the model's seed.
+            Defaults to `None`.
     """
 
-    def __init__(self, x, y, *, batch_size=32, num_neighbours=1, seed=0, **kwargs):
+    def __init__(self, x, y, *, batch_size=32, num_neighbours=1, seed=None, **kwargs):
         super().__init__(batch_size=batch_size, num_neighbours=num_neighbours, seed=seed, **kwargs)
         x = np.asarray(x)
         if np.issubdtype(x.dtype, np.floating) and x.dtype != np.float32:
@@ -110,9 +116,18 @@ class ArrayDataset(MixNNDataset):
     def sample_shape(self):
         return self.x.shape[1:]
 
-    def inference_data(self):
-        """The inputs in index order, for the per-epoch inference pass."""
-        return self.x
+    def inference_data(self, indices=None, batch_size=None):
+        """Inputs for the per-epoch inference pass, as `predict` takes them.
+
+        Args:
+            indices: sample positions to embed, in the order wanted; `None`
+                means all samples in index order.
+            batch_size: unused by arrays (`predict` batches them).
+
+        Returns:
+            The `(len(indices), ...)` inputs.
+        """
+        return self.x if indices is None else self.x[np.asarray(indices)]
 
     def _load(self, indices):
         return self.x[indices]

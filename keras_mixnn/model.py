@@ -320,6 +320,8 @@ class MixNNModel(keras.Model):
                 )
             _validation.check_labels(x.labels, self.num_classes, num_samples=x.num_samples)
             self._check_num_samples(x.num_samples, batch_size=x.batch_size)
+            if x.seed is None:
+                x.seed = self.seed
             return x, validation_data
         if x is None or y is None:
             raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
