@@ -21,6 +21,24 @@ def check_int(name, value, *, minimum, maximum=None):
     return int(value)
 
 
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; received {value!r}.")
+    return bool(value)
+
+
+def check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a positive number; received {value!r}.")
+    return float(value)
+
+
+def check_fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1]; received {value!r}.")
+    return float(value)
+
+
 def check_momentum(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"momentum must be a number in [0, 1); received {value!r}.")

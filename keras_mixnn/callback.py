@@ -4,13 +4,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mixnn import _backend, _validation
 from keras_mixnn import neighbours as neighbours_lib
-from keras_mixnn import _backend
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.mixing import mixing_weights
 from keras_mixnn.mixture import fit_clean_probability, per_sample_cross_entropy
 
-LOG_KEYS = ("mixnn_clean_share", "mixnn_mean_lambda", "mixnn_targets_changed")
+LOG_KEYS = (
+    "mixnn_clean_share",
+    "mixnn_mean_lambda",
+    "mixnn_targets_changed",
+    "mixnn_refreshed",
+    "mixnn_unreadable",
+)
 
 
 class MixNNCallback(keras.callbacks.Callback):
@@ -22,19 +28,29 @@ class MixNNCallback(keras.callbacks.Callback):
 
     1. fits a two-component Gaussian mixture to the per-sample loss, giving
        each sample's probability of being clean;
-    2. finds each sample's K nearest neighbours in feature space;
-    3. from `correction_start` on (with `correction_source="pass"`), moves
-       the soft targets towards the predictions (Eq. 14).
+    2. finds each sample's K nearest neighbours in feature space (only for
+       `neighbour_source="knn"`);
+    3. in correction epochs (with `correction_source="pass"`), moves the
+       soft targets towards the predictions (Eq. 14).
+
+    On datasets where a pass over every sample costs more than a training
+    epoch, `refresh_every` and `refresh_subset` make the pass rarer or
+    partial. The baselines (`method="ce"` or `"mixup"`) run no pass.
 
     At the end of every epoch it adds to `logs` (so `History`, `CSVLogger`
     and `TensorBoard` record them):
 
     - `mixnn_clean_share`: share of samples with P(clean) > 0.5 (NaN during
-      warm-up, when nothing is estimated);
-    - `mixnn_mean_lambda`: mean weight of each sample in its own mixture
-      (1 during warm-up);
+      warm-up and for the baselines, when nothing is estimated);
+    - `mixnn_mean_lambda`: mean weight of each sample in its own mixture (1
+      during warm-up; NaN where partners are found inside the batch, whose
+      weights the host never sees);
     - `mixnn_targets_changed`: share of targets whose argmax changed in this
-      epoch.
+      epoch;
+    - `mixnn_refreshed`: share of samples the pass embedded before this
+      epoch (0 when no pass ran);
+    - `mixnn_unreadable`: samples found unreadable so far (streamed datasets
+      with `on_bad_file="skip"`; otherwise 0).
 
     Args:
         neighbour_search: `"auto"`, `"exact"`, `"hnsw"` or a
@@ -46,14 +62,32 @@ class MixNNCallback(keras.callbacks.Callback):
             `False` on an accelerator. Defaults to `None`.
         inference_batch_size: batch size of the inference pass; `None` uses
             the training batch size. Defaults to `None`.
+        refresh_every: epochs between passes, counted from the end of
+            warm-up; in between, neighbours and clean probabilities keep
+            their values. A correction epoch with `correction_source="pass"`
+            always runs a pass. Defaults to `1`.
+        refresh_subset: share of samples, in `(0, 1]`, each pass embeds (a
+            seeded random choice per epoch); the rest keep their last
+            features and losses. The first pass of every `fit` embeds all
+            samples. Defaults to `1.0`.
     """
 
-    def __init__(self, *, neighbour_search="auto", deterministic=None, inference_batch_size=None):
+    def __init__(
+        self,
+        *,
+        neighbour_search="auto",
+        deterministic=None,
+        inference_batch_size=None,
+        refresh_every=1,
+        refresh_subset=1.0,
+    ):
         super().__init__()
         neighbours_lib.check_search_method(neighbour_search)
         self.neighbour_search = neighbour_search
         self.deterministic = deterministic
         self.inference_batch_size = inference_batch_size
+        self.refresh_every = _validation.check_int("refresh_every", refresh_every, minimum=1)
+        self.refresh_subset = _validation.check_fraction("refresh_subset", refresh_subset)
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -67,62 +101,117 @@ class MixNNCallback(keras.callbacks.Callback):
         self._index = neighbours_lib.get_index(
             self.neighbour_search, num_samples=self._data.num_samples, seed=model.seed, deterministic=deterministic
         )
+        self._features = self._logits = self._neighbours = None
 
     def on_epoch_begin(self, epoch, logs=None):
         model = self.model
-        state = model.state
         mixnn_epoch = model.mixnn_epoch
-        self._targets_before = ops.convert_to_numpy(state.soft_targets).argmax(axis=1)
-        if mixnn_epoch < model.warmup_epochs:
+        self._targets_before = ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
+        self._refreshed = 0.0
+        if model.method != "mixnn" or mixnn_epoch < model.warmup_epochs:
             self._data.begin_epoch(mixnn_epoch)
             return
-        neighbours = self._refresh(model, mixnn_epoch)
-        self._data.begin_epoch(mixnn_epoch, neighbours)
+        if self._needs_pass(model, mixnn_epoch):
+            self._refresh(model, mixnn_epoch)
+        self._data.begin_epoch(mixnn_epoch, self._neighbours)
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
         state = model.state
         mixnn_epoch = model.mixnn_epoch
         targets_after = ops.convert_to_numpy(state.soft_targets).argmax(axis=1)
+        estimating = model.method == "mixnn" and mixnn_epoch >= model.warmup_epochs
+        clean_probability = ops.convert_to_numpy(state.clean_probability)
         figures = {
-            "mixnn_clean_share": np.nan,
-            "mixnn_mean_lambda": 1.0,
+            "mixnn_clean_share": float(np.mean(clean_probability > 0.5)) if estimating else np.nan,
+            "mixnn_mean_lambda": self._mean_lambda if estimating else 1.0,
             "mixnn_targets_changed": float(np.mean(targets_after != self._targets_before)),
+            "mixnn_refreshed": self._refreshed,
+            "mixnn_unreadable": float(len(self._unreadable())),
         }
-        if mixnn_epoch >= model.warmup_epochs:
-            figures["mixnn_clean_share"] = self._clean_share
-            figures["mixnn_mean_lambda"] = self._mean_lambda
+        if model.method == "mixup" and mixnn_epoch >= model.warmup_epochs:
+            figures["mixnn_mean_lambda"] = np.nan
         state.epoch.assign(mixnn_epoch + 1)
         if logs is not None:
             logs.update(figures)
 
     def on_train_end(self, logs=None):
         self._data = self._extractor = self._index = None
+        self._features = self._logits = self._neighbours = None
+
+    def _needs_pass(self, model, mixnn_epoch):
+        if self._features is None:
+            return True
+        if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
+            return True
+        return (mixnn_epoch - model.warmup_epochs) % self.refresh_every == 0
+
+    def _unreadable(self):
+        return np.asarray(getattr(self._data, "unreadable", ()), dtype=np.int64)
 
     def _refresh(self, model, mixnn_epoch):
         """The per-epoch pass: clean probabilities, neighbours, corrections."""
         state = model.state
+        num_samples = self._data.num_samples
+        subset = self._subset(model.seed, mixnn_epoch, num_samples)
         batch_size = self.inference_batch_size or self._data.batch_size
         features, logits = self._extractor.predict(
-            self._data.inference_data(None, batch_size), batch_size=batch_size, verbose=0
+            self._data.inference_data(subset, batch_size), batch_size=batch_size, verbose=0
         )
+        features = features.reshape(len(features), -1).astype(np.float32)
+        if self._features is None:
+            self._features = features
+            self._logits = logits.astype(np.float32)
+        else:
+            self._features[subset] = features
+            self._logits[subset] = logits
+        self._refreshed = len(features) / num_samples
+        readable = np.ones(num_samples, dtype=bool)
+        readable[self._unreadable()] = False
+
         soft_targets = ops.convert_to_numpy(state.soft_targets)
         if model.mixture_loss_on == "targets":
             loss_labels = soft_targets.argmax(axis=1)
         else:
             loss_labels = ops.convert_to_numpy(state.given_labels)
-        losses = per_sample_cross_entropy(logits, loss_labels)
-        clean_probability = fit_clean_probability(losses, seed=model.seed + mixnn_epoch)
-        neighbours = self._index.search(features.reshape(len(features), -1), model.num_neighbours)
+        losses = per_sample_cross_entropy(self._logits[readable], loss_labels[readable])
+        clean_probability = np.zeros(num_samples, dtype=np.float32)
+        clean_probability[readable] = fit_clean_probability(losses, seed=model.seed + mixnn_epoch)
 
-        if model.correction_source == "pass" and mixnn_epoch >= model.correction_start:
-            predictions = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(logits, "float32")))
-            soft_targets = ops.convert_to_numpy(update_soft_targets(soft_targets, predictions, model.momentum))
+        if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
+            rows = np.arange(num_samples) if subset is None else subset
+            rows = rows[readable[rows]]
+            predictions = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(self._logits[rows], "float32")))
+            soft_targets[rows] = ops.convert_to_numpy(
+                update_soft_targets(soft_targets[rows], predictions, model.momentum)
+            )
             state.soft_targets.assign(soft_targets)
         state.clean_probability.assign(clean_probability)
-        state.neighbours.assign(neighbours.astype(np.int32))
+        self._mean_lambda = 1.0 / (model.num_neighbours + 1)
+        if model.neighbour_source == "knn":
+            self._neighbours = self._search(model, readable)
+            state.neighbours.assign(self._neighbours.astype(np.int32))
+            if model.weighting == "gmm":
+                weights = mixing_weights(clean_probability, clean_probability[self._neighbours])
+                self._mean_lambda = float(ops.convert_to_numpy(weights)[readable, 0].mean())
+        elif model.weighting == "gmm":
+            self._mean_lambda = np.nan
 
-        weights = ops.convert_to_numpy(mixing_weights(clean_probability, clean_probability[neighbours]))
-        self._clean_share = float(np.mean(clean_probability > 0.5))
-        self._mean_lambda = float(weights[:, 0].mean())
-        return neighbours
+    def _subset(self, seed, mixnn_epoch, num_samples):
+        """Sorted sample positions this pass embeds, or `None` for all."""
+        if self._features is None or self.refresh_subset >= 1.0:
+            return None
+        size = max(1, int(round(self.refresh_subset * num_samples)))
+        rng = np.random.default_rng([seed, mixnn_epoch, 1])
+        return np.sort(rng.choice(num_samples, size=size, replace=False))
+
+    def _search(self, model, readable):
+        """Neighbour table over readable samples; unreadable ones get themselves."""
+        num_samples = len(readable)
+        if readable.all():
+            return self._index.search(self._features, model.num_neighbours)
+        positions = np.flatnonzero(readable)
+        found = self._index.search(self._features[positions], model.num_neighbours)
+        table = np.repeat(np.arange(num_samples)[:, None], model.num_neighbours, axis=1)
+        table[positions] = positions[found]
+        return table

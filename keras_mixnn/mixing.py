@@ -8,6 +8,7 @@ References:
     Labels", Section 4.2 (mixing) and Section 4.4 (weight estimation).
 """
 
+import keras
 from keras import ops
 
 _EPSILON = 1e-8
@@ -75,3 +76,45 @@ def mix(anchor, neighbours, weights):
         anchor_weight = ops.expand_dims(anchor_weight, -1)
         neighbour_weight = ops.expand_dims(neighbour_weight, -1)
     return anchor_weight * anchor + ops.sum(neighbour_weight * neighbours, axis=1)
+
+
+def average_weights(weights):
+    """Equal weights `1 / (K + 1)` for a sample and its K neighbours (Table IV, AVG).
+
+    Args:
+        weights: a `(B, K + 1)` tensor giving the shape.
+
+    Returns:
+        A float32 tensor like `weights` filled with `1 / (K + 1)`.
+    """
+    return ops.ones_like(ops.cast(weights, "float32")) / float(weights.shape[-1])
+
+
+def random_weights(batch_size, num_neighbours, *, alpha=1.0, per_batch=False, seed=None):
+    """Random mixing weights (Table IV, RDM; and mixup's lambda).
+
+    With K = 1, `lambda ~ Beta(alpha, alpha)` and the neighbour gets
+    `1 - lambda`; with K > 1 the K + 1 weights are drawn from a symmetric
+    `Dirichlet(alpha)`.
+
+    Args:
+        batch_size: B, an int or a scalar tensor.
+        num_neighbours: K.
+        alpha: concentration of the Beta or Dirichlet. Defaults to `1.0`.
+        per_batch: draw one set of weights for the whole batch (mixup)
+            instead of one per sample. Defaults to `False`.
+        seed: a `keras.random.SeedGenerator` or an int.
+
+    Returns:
+        A `(B, K + 1)` float32 tensor whose rows sum to 1.
+    """
+    draws = 1 if per_batch else batch_size
+    if num_neighbours == 1:
+        lam = keras.random.beta((draws, 1), alpha, alpha, seed=seed, dtype="float32")
+        weights = ops.concatenate([lam, 1.0 - lam], axis=1)
+    else:
+        gammas = keras.random.gamma((draws, num_neighbours + 1), alpha, seed=seed, dtype="float32")
+        weights = gammas / ops.sum(gammas, axis=1, keepdims=True)
+    if per_batch:
+        weights = ops.tile(weights, [batch_size, 1])
+    return weights

@@ -9,9 +9,14 @@ from keras import ops
 from keras_mixnn import _validation
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.data import ArrayDataset, MixNNDataset
-from keras_mixnn.mixing import anchor_only_weights, mix, mixing_weights
+from keras_mixnn import partners
+from keras_mixnn.backbone import feature_output, logits_backbone
+from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
 from keras_mixnn.state import MixNNState
 
+METHODS = ("mixnn", "mixup", "ce")
+WEIGHTINGS = ("gmm", "average", "random")
+NEIGHBOUR_SOURCES = ("knn", "random", "batch")
 MIXTURE_LOSS_ON = ("targets", "given")
 CORRECTION_SOURCES = ("pass", "batch")
 NEIGHBOUR_TARGETS = ("soft", "given")
@@ -32,12 +37,16 @@ class MixNNModel(keras.Model):
     `correction_start` the targets become soft: a moving average of the
     model's own predictions.
 
-    Compile without a loss (MixNN brings its own; `fit` refuses one) and call `fit` with
-    integer labels. `predict` and `evaluate` behave as the backbone's, with
-    sparse categorical cross-entropy as the evaluation loss. The training
-    accuracy of `metrics=["accuracy"]` compares the prediction for each
-    synthetic sample with the given label of the sample it was built
-    around; during warm-up that is ordinary training accuracy.
+    Compile without a loss (MixNN brings its own; `fit` refuses one) and
+    call `fit` with integer labels. `predict` and `evaluate` behave as the
+    backbone's, with sparse categorical cross-entropy as the evaluation
+    loss. The training accuracy of `metrics=["accuracy"]` compares the
+    prediction for each synthetic sample with the given label of the sample
+    it was built around; during warm-up that is ordinary training accuracy.
+
+    The switches after `feature_layer` reproduce the rows of the paper's
+    ablation (Table IV), the authors' released code and the CE and mixup
+    baselines on the same code path; `keras_mixnn.presets` bundles them.
 
     Args:
         backbone: a functional or Sequential Keras model from one input to
@@ -51,6 +60,31 @@ class MixNNModel(keras.Model):
         feature_layer: name of the layer whose output is the embedding used
             for neighbours; `None` uses the input of the last `Dense` layer.
             Defaults to `None`.
+        method: `"mixnn"`; or a baseline through the same code and logs:
+            `"ce"` (plain cross-entropy on the given labels, no pass) or
+            `"mixup"` (random partners from the batch, one
+            `Beta(mixup_alpha, mixup_alpha)` weight per batch, given labels,
+            from `warmup_epochs` on). Defaults to `"mixnn"`.
+        weighting: mixing weights: `"gmm"` from P(clean) (Eq. 10-11),
+            `"average"` equal (Table IV, AVG) or `"random"` (Table IV, RDM:
+            Beta for K = 1, Dirichlet for K > 1, per sample). Defaults to
+            `"gmm"`.
+        neighbour_source: partners: `"knn"` the K nearest neighbours in the
+            whole training set, `"random"` random samples of the batch
+            (Table IV, w/o K nearest neighbours) or `"batch"` the nearest
+            samples of the same batch by their training-mode features (the
+            released code). Defaults to `"knn"`.
+        label_correction: correct the targets from `correction_start` on
+            (Table IV, w/o label correction, is `False`). Defaults to `True`.
+        correction_every: correct only in every n-th epoch counted from
+            `correction_start` (the released code: 10). Defaults to `1`.
+        warmup_mixup: between warm-up and `correction_start`, train plain
+            mixup (random partners of the batch, one Beta weight per batch)
+            with the loss `-p(y)` instead of MixNN, as the released code
+            does. Defaults to `False`.
+        mixup_alpha: concentration of the Beta/Dirichlet draws of
+            `weighting="random"`, `method="mixup"` and `warmup_mixup`.
+            Defaults to `1.0`.
         mixture_loss_on: `"targets"` fits the clean/noisy mixture to the loss
             against the argmax of the current targets (the released code);
             `"given"` against the given labels (the paper). Defaults to
@@ -67,8 +101,8 @@ class MixNNModel(keras.Model):
             and each neighbour independently, before mixing. Defaults to
             `None`.
         seed: seed of every random choice MixNN makes (shuffling, mixture,
-            neighbour graph). `None` draws one and records it. Defaults to
-            `None`.
+            neighbour graph, random weights and partners). `None` draws one
+            and records it. Defaults to `None`.
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -82,7 +116,7 @@ class MixNNModel(keras.Model):
 
     References:
         Lu & He, "Mitigating Noisy Supervision Using Synthetic Samples with
-        Soft Labels" (MixNN), Sections 4.2-4.5 and Algorithm 1.
+        Soft Labels" (MixNN), Sections 4.2-4.5, Algorithm 1 and Table IV.
     """
 
     def __init__(
@@ -94,6 +128,13 @@ class MixNNModel(keras.Model):
         correction_start=60,
         momentum=0.9,
         feature_layer=None,
+        method="mixnn",
+        weighting="gmm",
+        neighbour_source="knn",
+        label_correction=True,
+        correction_every=1,
+        warmup_mixup=False,
+        mixup_alpha=1.0,
         mixture_loss_on="targets",
         correction_source="pass",
         neighbour_targets="soft",
@@ -106,6 +147,13 @@ class MixNNModel(keras.Model):
         self.warmup_epochs = _validation.check_int("warmup_epochs", warmup_epochs, minimum=0)
         self.correction_start = _validation.check_int("correction_start", correction_start, minimum=0)
         self.momentum = _validation.check_momentum(momentum)
+        self.method = _validation.check_choice("method", method, METHODS)
+        self.weighting = _validation.check_choice("weighting", weighting, WEIGHTINGS)
+        self.neighbour_source = _validation.check_choice("neighbour_source", neighbour_source, NEIGHBOUR_SOURCES)
+        self.label_correction = _validation.check_bool("label_correction", label_correction)
+        self.correction_every = _validation.check_int("correction_every", correction_every, minimum=1)
+        self.warmup_mixup = _validation.check_bool("warmup_mixup", warmup_mixup)
+        self.mixup_alpha = _validation.check_positive("mixup_alpha", mixup_alpha)
         self.mixture_loss_on = _validation.check_choice("mixture_loss_on", mixture_loss_on, MIXTURE_LOSS_ON)
         self.correction_source = _validation.check_choice(
             "correction_source", correction_source, CORRECTION_SOURCES
@@ -117,10 +165,14 @@ class MixNNModel(keras.Model):
             seed = int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
         self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
         self.feature_layer = feature_layer
-        self.backbone = _logits_backbone(backbone)
+        self.backbone = logits_backbone(backbone)
         self.num_classes = self.backbone.outputs[0].shape[-1]
-        self._feature_output(self.backbone, feature_layer)  # Fails now, not after warm-up.
+        # Untracked: it shares the backbone's variables, which must be saved once.
+        object.__setattr__(
+            self, "_batch_features", keras.Model(self.backbone.inputs, feature_output(self.backbone, feature_layer))
+        )
         self.augmentation = augmentation
+        self.random_state = keras.random.SeedGenerator(self.seed, name="mixnn_random_state")
         self.state = MixNNState(name="mixnn_state")
         self._training_data = None
         self.built = True
@@ -149,7 +201,7 @@ class MixNNModel(keras.Model):
 
     def feature_extractor(self):
         """A model from the backbone's input to `(features, logits)`."""
-        features = self._feature_output(self.backbone, self.feature_layer)
+        features = feature_output(self.backbone, self.feature_layer)
         return keras.Model(self.backbone.inputs, [features, self.backbone.outputs[0]])
 
     # -- Keras API --------------------------------------------------------
@@ -161,8 +213,7 @@ class MixNNModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if isinstance(y_pred, dict):
-            logits = ops.cast(y_pred["logits"], "float32")
-            total = ops.mean(keras.losses.categorical_crossentropy(y_pred["targets"], logits, from_logits=True))
+            total = self._synthetic_loss(ops.cast(y_pred["logits"], "float32"), y_pred["targets"])
         else:
             total = _EVALUATION_LOSS(y, ops.cast(y_pred, "float32"), sample_weight=sample_weight)
         for extra in self.losses:
@@ -235,6 +286,13 @@ class MixNNModel(keras.Model):
                 "correction_start": self.correction_start,
                 "momentum": self.momentum,
                 "feature_layer": self.feature_layer,
+                "method": self.method,
+                "weighting": self.weighting,
+                "neighbour_source": self.neighbour_source,
+                "label_correction": self.label_correction,
+                "correction_every": self.correction_every,
+                "warmup_mixup": self.warmup_mixup,
+                "mixup_alpha": self.mixup_alpha,
                 "mixture_loss_on": self.mixture_loss_on,
                 "correction_source": self.correction_source,
                 "neighbour_targets": self.neighbour_targets,
@@ -253,38 +311,120 @@ class MixNNModel(keras.Model):
 
     # -- Training step ----------------------------------------------------
 
+    def in_mixup_phase(self):
+        """Scalar bool tensor: this epoch trains `warmup_mixup`'s plain mixup."""
+        epoch = self.state.epoch
+        if not (self.method == "mixnn" and self.warmup_mixup):
+            return ops.convert_to_tensor(False)
+        return ops.logical_and(
+            ops.greater_equal(epoch, self.warmup_epochs), ops.less(epoch, self.correction_start)
+        )
+
+    def corrects_targets_in(self, epoch):
+        """Whether the targets are corrected (Eq. 14) in MixNN epoch `epoch`."""
+        if self.method != "mixnn" or not self.label_correction or epoch < max(self.correction_start, self.warmup_epochs):
+            return False
+        return (epoch - self.correction_start) % self.correction_every == 0
+
+    def _correcting_now(self):
+        """In-graph `corrects_targets_in(state.epoch)`."""
+        epoch = self.state.epoch
+        if self.method != "mixnn" or not self.label_correction:
+            return ops.convert_to_tensor(False)
+        start = max(self.correction_start, self.warmup_epochs)
+        return ops.logical_and(
+            ops.greater_equal(epoch, start),
+            ops.equal(ops.mod(epoch - self.correction_start, self.correction_every), 0),
+        )
+
     def _synthetic_forward(self, inputs, training):
-        """Mixes a batch with its neighbours and predicts the mixture.
+        """Mixes a batch with its partners and predicts the mixture.
 
         Returns a dict with the logits of the synthetic samples and their
         mixed targets; `compute_loss` and `compute_metrics` unpack it.
         """
         state = self.state
         index = inputs["index"]
-        neighbour_index = inputs["neighbour_index"]
-        mixing = ops.greater_equal(state.epoch, self.warmup_epochs)
-        weights = mixing_weights(
-            ops.take(state.clean_probability, index, axis=0),
-            ops.take(state.clean_probability, neighbour_index, axis=0),
-        )
-        weights = ops.where(mixing, weights, anchor_only_weights(weights))
-
         x = ops.cast(inputs["x"], "float32")
+        anchor_targets = self._targets_of(index)
+        if self.method == "ce":
+            x = self.augmentation(x, training=True) if self.augmentation is not None and training else x
+            return {"logits": self.backbone(x, training=training), "targets": anchor_targets}
+
+        mixing = ops.greater_equal(state.epoch, self.warmup_epochs)
+        if self.method == "mixnn" and self.correction_source == "batch":
+            anchor_targets = self._correct_in_batch(x, index, anchor_targets, self._correcting_now())
         neighbour_x = ops.cast(inputs["neighbour_x"], "float32")
-        anchor_targets = ops.take(state.soft_targets, index, axis=0)
-        if self.neighbour_targets == "soft":
-            neighbour_targets = ops.take(state.soft_targets, neighbour_index, axis=0)
-        else:
-            neighbour_labels = ops.take(state.given_labels, neighbour_index, axis=0)
-            neighbour_targets = ops.one_hot(neighbour_labels, self.num_classes, dtype="float32")
-        if self.correction_source == "batch":
-            correcting = ops.logical_and(mixing, ops.greater_equal(state.epoch, self.correction_start))
-            anchor_targets = self._correct_in_batch(x, index, anchor_targets, correcting)
         if self.augmentation is not None and training:
             x, neighbour_x = self._augment(x, neighbour_x)
+        neighbour_x, neighbour_index, weights = self._partners(x, neighbour_x, inputs, training)
+        weights = ops.where(mixing, weights, anchor_only_weights(weights))
 
+        neighbour_targets = self._targets_of(neighbour_index, neighbours=True)
         logits = self.backbone(mix(x, neighbour_x, weights), training=training)
         return {"logits": logits, "targets": mix(anchor_targets, neighbour_targets, weights)}
+
+    def _partners(self, x, neighbour_x, inputs, training):
+        """Partners' inputs `(B, K, ...)`, their indices `(B, K)`, and weights `(B, K + 1)`."""
+        index = inputs["index"]
+        batch_size = ops.shape(x)[0]
+        if self.method == "mixup":
+            return self._mixup_partners(x, index, batch_size)
+        if self.neighbour_source == "knn":
+            neighbour_index = inputs["neighbour_index"]
+        else:
+            if self.neighbour_source == "random":
+                positions = partners.random_partners(batch_size, self.num_neighbours, self.random_state)
+            else:
+                features = ops.stop_gradient(self._batch_features(x, training=training))
+                positions = partners.nearest_in_batch(features, self.num_neighbours)
+            neighbour_x = partners.gather_partners(x, positions)
+            neighbour_index = partners.gather_partners(index, positions)
+        weights = self._mixnn_weights(index, neighbour_index, batch_size)
+        if not self.warmup_mixup:
+            return neighbour_x, neighbour_index, weights
+        mixup_x, mixup_index, mixup_weights = self._mixup_partners(x, index, batch_size)
+        phase = self.in_mixup_phase()
+        return (
+            ops.where(phase, mixup_x, neighbour_x),
+            ops.where(phase, mixup_index, neighbour_index),
+            ops.where(phase, mixup_weights, weights),
+        )
+
+    def _mixnn_weights(self, index, neighbour_index, batch_size):
+        clean_probability = self.state.clean_probability
+        weights = mixing_weights(
+            ops.take(clean_probability, index, axis=0), ops.take(clean_probability, neighbour_index, axis=0)
+        )
+        if self.weighting == "average":
+            return average_weights(weights)
+        if self.weighting == "random":
+            return random_weights(
+                batch_size, self.num_neighbours, alpha=self.mixup_alpha, seed=self.random_state
+            )
+        return weights
+
+    def _mixup_partners(self, x, index, batch_size):
+        positions = partners.random_partners(batch_size, self.num_neighbours, self.random_state)
+        weights = random_weights(
+            batch_size, self.num_neighbours, alpha=self.mixup_alpha, per_batch=True, seed=self.random_state
+        )
+        return partners.gather_partners(x, positions), partners.gather_partners(index, positions), weights
+
+    def _targets_of(self, index, *, neighbours=False):
+        """Targets of samples: soft targets, or one-hot given labels (baselines, `neighbour_targets="given"`)."""
+        soft = self.method == "mixnn" and not (neighbours and self.neighbour_targets == "given")
+        if soft:
+            return ops.take(self.state.soft_targets, index, axis=0)
+        return ops.one_hot(ops.take(self.state.given_labels, index, axis=0), self.num_classes, dtype="float32")
+
+    def _synthetic_loss(self, logits, targets):
+        """Cross-entropy against the mixed targets; `-p(y)` in `warmup_mixup`'s phase."""
+        cross_entropy = ops.mean(keras.losses.categorical_crossentropy(targets, logits, from_logits=True))
+        if not (self.method == "mixnn" and self.warmup_mixup):
+            return cross_entropy
+        probability_loss = -ops.mean(ops.sum(ops.softmax(logits, axis=-1) * targets, axis=-1))
+        return ops.where(self.in_mixup_phase(), probability_loss, cross_entropy)
 
     def _correct_in_batch(self, x, index, anchor_targets, correcting):
         """Algorithm 1, line 9: Eq. 14 with this batch's predictions."""
@@ -378,62 +518,6 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
-
-    @staticmethod
-    def _feature_output(backbone, feature_layer):
-        if feature_layer is not None:
-            names = [layer.name for layer in backbone.layers]
-            if feature_layer not in names:
-                raise ValueError(f"feature_layer={feature_layer!r} is not a layer of the backbone; its layers: {names}.")
-            return backbone.get_layer(feature_layer).output
-        dense_layers = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Dense)]
-        if not dense_layers:
-            raise ValueError(
-                "The backbone has no Dense layer, so MixNN cannot find its penultimate features; "
-                "name the embedding layer with feature_layer=."
-            )
-        return dense_layers[-1].input
-
-
-def _logits_backbone(backbone):
-    """The backbone as a single-input model to `(batch, C)` logits."""
-    if not isinstance(backbone, keras.Model):
-        raise TypeError(f"backbone must be a keras.Model; received {type(backbone).__name__}.")
-    try:
-        inputs, outputs = backbone.inputs, backbone.outputs
-    except (AttributeError, ValueError):
-        inputs = outputs = None
-    if not inputs or not outputs:
-        raise ValueError(
-            "The backbone must be a functional or Sequential model with a known input "
-            "(start it with keras.Input(shape=...))."
-        )
-    if len(inputs) != 1:
-        raise ValueError(f"MixNN mixes one input tensor; the backbone has {len(inputs)} inputs.")
-    if "int" in str(inputs[0].dtype) or "bool" in str(inputs[0].dtype):
-        raise ValueError(
-            f"The backbone's input is {inputs[0].dtype}: integer inputs such as token ids cannot be "
-            "mixed. MixNN needs float inputs (images, feature vectors)."
-        )
-    if len(outputs) != 1 or len(outputs[0].shape) != 2 or (outputs[0].shape[-1] or 0) < 2:
-        shapes = [tuple(output.shape) for output in outputs]
-        raise ValueError(f"The backbone must output (batch, C) class logits with C >= 2; it outputs {shapes}.")
-    last = backbone.layers[-1]
-    if _is_softmax_layer(last):
-        return keras.Model(inputs, last.input, name=f"{backbone.name}_logits")
-    if getattr(getattr(last, "activation", None), "__name__", None) == "softmax":
-        raise ValueError(
-            f"The backbone's last layer {last.name!r} applies softmax; MixNN needs logits. "
-            "Build it with activation=None (use keras.activations.softmax on predictions)."
-        )
-    return backbone
-
-
-def _is_softmax_layer(layer):
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    activation = getattr(layer, "activation", None)
-    return isinstance(layer, keras.layers.Activation) and getattr(activation, "__name__", None) == "softmax"
 
 
 def _with_mixnn_callback(callbacks):
