@@ -129,7 +129,8 @@ class MixNNCallback(keras.callbacks.Callback):
             "mixnn_refreshed": self._refreshed,
             "mixnn_unreadable": float(len(self._unreadable())),
         }
-        if model.method == "mixup" and mixnn_epoch >= model.warmup_epochs:
+        mixup = model.method == "mixup" and mixnn_epoch >= model.warmup_epochs
+        if mixup or model.trains_mixup_in(mixnn_epoch):
             figures["mixnn_mean_lambda"] = np.nan
         state.epoch.assign(mixnn_epoch + 1)
         if logs is not None:

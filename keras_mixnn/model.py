@@ -311,8 +311,12 @@ class MixNNModel(keras.Model):
 
     # -- Training step ----------------------------------------------------
 
+    def trains_mixup_in(self, epoch):
+        """Whether MixNN epoch `epoch` trains `warmup_mixup`'s plain mixup."""
+        return self.method == "mixnn" and self.warmup_mixup and self.warmup_epochs <= epoch < self.correction_start
+
     def in_mixup_phase(self):
-        """Scalar bool tensor: this epoch trains `warmup_mixup`'s plain mixup."""
+        """In-graph `trains_mixup_in(state.epoch)`: a scalar bool tensor."""
         epoch = self.state.epoch
         if not (self.method == "mixnn" and self.warmup_mixup):
             return ops.convert_to_tensor(False)
