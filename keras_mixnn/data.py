@@ -9,6 +9,11 @@ A MixNN training batch is `(inputs, labels)` where `inputs` is a dict:
 
 Before the first MixNN epoch there are no neighbours yet: `neighbour_x` is
 zeros and `neighbour_index` repeats `index`; the model gives them weight 0.
+
+Streamed datasets (`keras_mixnn.streaming`) may find samples unreadable. The
+base class drops an unreadable sample from its batch, and serves the sample
+itself in place of an unreadable neighbour (`neighbour_index` = `index`), so
+mixing with that neighbour changes nothing.
 """
 
 import math
@@ -16,13 +21,16 @@ import math
 import keras
 import numpy as np
 
+from keras_mixnn import _validation
+
 
 class MixNNDataset(keras.utils.PyDataset):
     """Base class of the datasets `MixNNModel.fit` trains on.
 
     Subclasses provide `num_samples`, `labels`, `sample_shape`,
     `inference_data(indices, batch_size)` and `_load(indices)`; the base
-    class shuffles with a seed, batches, and adds neighbours.
+    class shuffles with a seed, batches, and adds neighbours. A subclass
+    whose samples can turn out unreadable also overrides `_readable`.
 
     Args:
         batch_size: samples per batch.
@@ -34,8 +42,8 @@ class MixNNDataset(keras.utils.PyDataset):
 
     def __init__(self, *, batch_size, num_neighbours, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.batch_size = batch_size
-        self.num_neighbours = num_neighbours
+        self.batch_size = _validation.check_int("batch_size", batch_size, minimum=1)
+        self.num_neighbours = _validation.check_int("num_neighbours", num_neighbours, minimum=1)
         self.seed = seed
         self._epoch = 0
         self._order = None
@@ -61,18 +69,12 @@ class MixNNDataset(keras.utils.PyDataset):
         return self.num_batches
 
     def __getitem__(self, batch):
-        if self._order is None:
-            self._order = self._epoch_order(self._epoch)
-        index = self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
-        x = self._load(index)
+        index, x = self._readable_samples(batch)
         if self._neighbours is None:
             neighbour_index = np.repeat(index[:, None], self.num_neighbours, axis=1)
             neighbour_x = np.zeros((len(index), self.num_neighbours) + x.shape[1:], dtype=x.dtype)
         else:
-            neighbour_index = self._neighbours[index]
-            neighbour_x = self._load(neighbour_index.reshape(-1)).reshape(
-                (len(index), self.num_neighbours) + x.shape[1:]
-            )
+            neighbour_index, neighbour_x = self._neighbour_samples(index, x)
         inputs = {
             "x": x,
             "neighbour_x": neighbour_x,
@@ -81,6 +83,48 @@ class MixNNDataset(keras.utils.PyDataset):
         }
         return inputs, self.labels[index].astype(np.int32)
 
+    def _readable(self, indices):
+        """Which of `indices` were readable; the base class asks after `_load(indices)`.
+
+        Args:
+            indices: int array of sample positions, of any shape.
+
+        Returns:
+            A bool array shaped like `indices`; all `True` here.
+        """
+        return np.ones(np.shape(indices), dtype=bool)
+
+    def _batch_indices(self, batch):
+        if self._order is None:
+            self._order = self._epoch_order(self._epoch)
+        return self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+
+    def _readable_samples(self, batch):
+        """Positions and inputs of the batch's readable samples.
+
+        A batch with no readable sample is replaced by the next batch that
+        has one: an empty batch would make the epoch's loss NaN.
+        """
+        for step in range(self.num_batches):
+            index = self._batch_indices((batch + step) % self.num_batches)
+            x = self._load(index)
+            readable = self._readable(index)
+            if readable.all():
+                return index, x
+            if readable.any():
+                return index[readable], x[readable]
+        raise ValueError(
+            f"All {self.num_samples} training samples are unreadable; check the file paths or the loader."
+        )
+
+    def _neighbour_samples(self, index, x):
+        """Neighbour positions and inputs; an unreadable neighbour is replaced by the sample itself."""
+        neighbour_index = self._neighbours[index]
+        neighbour_x = self._load(neighbour_index.reshape(-1)).reshape(neighbour_index.shape + x.shape[1:])
+        rows, slots = np.nonzero(~self._readable(neighbour_index))
+        neighbour_index[rows, slots] = index[rows]
+        neighbour_x[rows, slots] = x[rows]
+        return neighbour_index, neighbour_x
 
     def _epoch_order(self, epoch):
         rng = np.random.default_rng([self.seed or 0, epoch])

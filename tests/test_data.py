@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from keras_mixnn.data import ArrayDataset
 
@@ -39,3 +40,29 @@ def test_warm_up_batches_have_zero_neighbours():
     inputs, _ = data[0]
     assert not inputs["neighbour_x"].any()
     np.testing.assert_array_equal(inputs["neighbour_index"][:, 0], inputs["index"])
+
+
+class WithUnreadable(ArrayDataset):
+    """Samples 2 and 5 cannot be read, as a streamed dataset might find."""
+
+    def _readable(self, indices):
+        return ~np.isin(indices, [2, 5])
+
+
+def test_unreadable_samples_leave_the_batch_and_unreadable_neighbours_become_the_sample():
+    data = WithUnreadable(np.arange(10.0)[:, None], np.arange(10) % 2, batch_size=10, num_neighbours=2, seed=0)
+    neighbours = (np.arange(10)[:, None] + np.array([1, 2])) % 10
+    data.begin_epoch(0, neighbours)
+    inputs, labels = data[0]
+    index = inputs["index"]
+    assert sorted(index) == [0, 1, 3, 4, 6, 7, 8, 9] and len(labels) == 8
+    expected = np.where(np.isin(neighbours[index], [2, 5]), index[:, None], neighbours[index])
+    np.testing.assert_array_equal(inputs["neighbour_index"], expected)
+    np.testing.assert_array_equal(inputs["neighbour_x"], data.x[expected])
+
+
+def test_batch_size_and_num_neighbours_must_be_positive_integers():
+    with pytest.raises(ValueError, match="batch_size"):
+        ArrayDataset(np.zeros((4, 2)), np.zeros(4, int), batch_size=0)
+    with pytest.raises(TypeError, match="num_neighbours"):
+        ArrayDataset(np.zeros((4, 2)), np.zeros(4, int), num_neighbours=1.5)
