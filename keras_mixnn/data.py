@@ -16,6 +16,7 @@ itself in place of an unreadable neighbour (`neighbour_index` = `index`), so
 mixing with that neighbour changes nothing.
 """
 
+import functools
 import math
 
 import keras
@@ -45,25 +46,32 @@ class MixNNDataset(keras.utils.PyDataset):
         self.batch_size = _validation.check_int("batch_size", batch_size, minimum=1)
         self.num_neighbours = _validation.check_int("num_neighbours", num_neighbours, minimum=1)
         self.seed = seed
+        # Set by `MixNNModel.fit(steps_per_epoch=...)`: epochs shorter (or
+        # longer) than one pass over the data continue where the last ended.
+        self.steps_per_epoch = None
         self._epoch = 0
-        self._order = None
         self._neighbours = None
 
     def begin_epoch(self, epoch, neighbours=None):
         """Sets the sample order and the neighbour table for one epoch.
 
         Args:
-            epoch: the epoch number; the order depends only on it and `seed`,
-                so a resumed run sees the same batches.
+            epoch: the epoch number; the order depends only on it, `seed` and
+                `steps_per_epoch`, so a resumed run sees the same batches.
             neighbours: `(N, K)` neighbour table, or `None` during warm-up.
         """
         self._epoch = int(epoch)
-        self._order = self._epoch_order(self._epoch)
         self._neighbours = None if neighbours is None else np.asarray(neighbours, dtype=np.int64)
 
     @property
-    def num_batches(self):
+    def batches_per_pass(self):
+        """Batches in one pass over every sample."""
         return math.ceil(self.num_samples / self.batch_size)
+
+    @property
+    def num_batches(self):
+        """Batches in one epoch: `steps_per_epoch` if set, else one pass."""
+        return self.steps_per_epoch or self.batches_per_pass
 
     def __len__(self):
         return self.num_batches
@@ -95,9 +103,15 @@ class MixNNDataset(keras.utils.PyDataset):
         return np.ones(np.shape(indices), dtype=bool)
 
     def _batch_indices(self, batch):
-        if self._order is None:
-            self._order = self._epoch_order(self._epoch)
-        return self._order[batch * self.batch_size : (batch + 1) * self.batch_size]
+        """Sample positions of batch `batch` of the current epoch.
+
+        Batches are numbered across epochs; every `batches_per_pass` of them
+        form one pass over all samples in an order drawn from `(seed, pass)`.
+        With one pass per epoch, pass = epoch.
+        """
+        data_pass, position = divmod(self._epoch * self.num_batches + batch, self.batches_per_pass)
+        order = _pass_order(self.seed or 0, data_pass, self.num_samples)
+        return order[position * self.batch_size : (position + 1) * self.batch_size]
 
     def _readable_samples(self, batch):
         """Positions and inputs of the batch's readable samples.
@@ -105,8 +119,8 @@ class MixNNDataset(keras.utils.PyDataset):
         A batch with no readable sample is replaced by the next batch that
         has one: an empty batch would make the epoch's loss NaN.
         """
-        for step in range(self.num_batches):
-            index = self._batch_indices((batch + step) % self.num_batches)
+        for step in range(self.batches_per_pass):
+            index = self._batch_indices(batch + step)
             x = self._load(index)
             readable = self._readable(index)
             if readable.all():
@@ -126,9 +140,6 @@ class MixNNDataset(keras.utils.PyDataset):
         neighbour_x[rows, slots] = x[rows]
         return neighbour_index, neighbour_x
 
-    def _epoch_order(self, epoch):
-        rng = np.random.default_rng([self.seed or 0, epoch])
-        return rng.permutation(self.num_samples)
 
 
 class ArrayDataset(MixNNDataset):
@@ -175,3 +186,10 @@ class ArrayDataset(MixNNDataset):
 
     def _load(self, indices):
         return self.x[indices]
+
+
+@functools.lru_cache(maxsize=4)
+def _pass_order(seed, data_pass, num_samples):
+    order = np.random.default_rng([seed, data_pass]).permutation(num_samples)
+    order.setflags(write=False)
+    return order

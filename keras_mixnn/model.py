@@ -258,7 +258,12 @@ class MixNNModel(keras.Model):
             )
         kwargs.pop("shuffle", None)
         dataset, validation_data = self._training_dataset(x, y, batch_size, validation_split, validation_data)
+        steps_per_epoch = kwargs.get("steps_per_epoch")
+        if steps_per_epoch is not None:
+            _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+        dataset.steps_per_epoch = steps_per_epoch
         self._prepare_state(dataset.labels)
+        self._build_metrics(dataset)
         callbacks = _with_mixnn_callback(callbacks)
         self._warn_if_phase_not_reached(epochs - initial_epoch)
         self._training_data = dataset
@@ -512,6 +517,25 @@ class MixNNModel(keras.Model):
                 f"({len(stored)} samples). Continue with the same training set, or start a new "
                 "MixNNModel from the backbone (`kmx.MixNNModel(model.backbone, ...)`)."
             )
+
+    def _build_metrics(self, dataset):
+        """Builds compiled metrics and augmentation on one batch, before `fit`.
+
+        Otherwise Keras (JAX, PyTorch) pulls a batch through the dataset's
+        worker queue to build them and serves the batches the workers had
+        prepared meanwhile in the next epoch, with a stale order.
+        """
+        unbuilt_metrics = getattr(self, "_compile_metrics", None) is not None and not self._compile_metrics.built
+        unbuilt_augmentation = self.augmentation is not None and not self.augmentation.built
+        if not (unbuilt_metrics or unbuilt_augmentation):
+            return
+        inputs, labels = dataset[0]
+        x = ops.cast(inputs["x"], "float32")
+        if unbuilt_augmentation:
+            self.augmentation(x, training=False)
+        if unbuilt_metrics:
+            self.compute_metrics(x, labels, self.backbone(x, training=False))
+            self.reset_metrics()
 
     def _warn_if_phase_not_reached(self, num_epochs):
         end = self.mixnn_epoch + num_epochs

@@ -66,3 +66,19 @@ def test_batch_size_and_num_neighbours_must_be_positive_integers():
         ArrayDataset(np.zeros((4, 2)), np.zeros(4, int), batch_size=0)
     with pytest.raises(TypeError, match="num_neighbours"):
         ArrayDataset(np.zeros((4, 2)), np.zeros(4, int), num_neighbours=1.5)
+
+
+def test_short_epochs_continue_through_the_data_one_pass_at_a_time():
+    data = make_dataset(seed=3)  # 10 samples, batches of 4: 3 batches per pass
+    data.steps_per_epoch = 2
+    served = []
+    for epoch in range(3):
+        data.begin_epoch(epoch)
+        assert len(data) == 2
+        served += [data[batch][0]["index"] for batch in range(2)]
+    first_pass, second_pass = np.concatenate(served[:3]), np.concatenate(served[3:])
+    assert sorted(first_pass) == sorted(second_pass) == list(range(10))
+    assert not np.array_equal(first_pass, second_pass)
+    data.steps_per_epoch = None
+    data.begin_epoch(1)
+    np.testing.assert_array_equal(np.concatenate([data[b][0]["index"] for b in range(3)]), second_pass)
