@@ -306,3 +306,20 @@ def test_bad_refresh_options_are_refused(option, value):
 def test_unknown_ablation_row_names_the_choices():
     with pytest.raises(ValueError, match="no-knn"):
         kmx.presets.ablation("w/o everything")
+
+
+def test_mixture_on_given_labels_keeps_flagging_the_flipped_labels_after_correction(noisy_digits):
+    from sklearn.metrics import roc_auc_score
+
+    end_auc = {}
+    for mixture_loss_on in ("targets", "given"):
+        keras.utils.set_random_seed(0)
+        model = kmx.MixNNModel(
+            tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, seed=0, mixture_loss_on=mixture_loss_on
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        model.fit(noisy_digits["x_train"], noisy_digits["y_noisy"], epochs=16, batch_size=64, verbose=0)
+        end_auc[mixture_loss_on] = roc_auc_score(~noisy_digits["flipped"], model.clean_probability)
+    # "given": P(the given label is right) all along; "targets": P(the corrected target is right).
+    assert end_auc["given"] >= 0.9
+    assert end_auc["given"] > end_auc["targets"] + 0.05
