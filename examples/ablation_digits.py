@@ -13,10 +13,9 @@ import time
 
 import keras
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 import keras_mixnn as kmx
+from noisy_digits import make_backbone, noisy_digits
 
 CONFIGURATIONS = {
     "CE (method='ce')": {"method": "ce"},
@@ -31,18 +30,6 @@ CONFIGURATIONS = {
 }
 
 
-def make_backbone(seed):
-    initializer = keras.initializers.GlorotUniform
-    return keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed + 1)),
-            keras.layers.Dense(10, kernel_initializer=initializer(seed + 2)),
-        ]
-    )
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", type=float, default=0.4, help="share of training labels flipped")
@@ -50,11 +37,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        (digits.data / 16.0).astype("float32"), digits.target, test_size=0.2, random_state=args.seed
-    )
-    y_noisy, info = kmx.noise.symmetric(y_train, rate=args.noise, num_classes=10, seed=args.seed, return_info=True)
+    x_train, y_train, y_noisy, x_test, y_test, info = noisy_digits(args.noise, args.seed)
     print(f"backend {keras.backend.backend()}: {len(y_train)} training digits, {info.realised_rate:.0%} labels wrong, "
           f"{args.epochs} epochs, warm-up 10, E_s 20")
     print(f"{'configuration':32}{'test acc':>10}{'labels right':>14}{'seconds':>9}")

@@ -11,23 +11,10 @@ import time
 
 import keras
 import numpy as np
-from sklearn.datasets import load_digits
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
 import keras_mixnn as kmx
-
-
-def make_backbone(seed):
-    initializer = keras.initializers.GlorotUniform
-    return keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed + 1)),
-            keras.layers.Dense(10, kernel_initializer=initializer(seed + 2)),
-        ]
-    )
+from noisy_digits import make_backbone, noisy_digits
 
 
 def main():
@@ -37,11 +24,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        (digits.data / 16.0).astype("float32"), digits.target, test_size=0.2, random_state=args.seed
-    )
-    y_noisy, info = kmx.noise.symmetric(y_train, rate=args.noise, num_classes=10, seed=args.seed, return_info=True)
+    keras.utils.set_random_seed(args.seed)  # Plain Keras fit shuffles CE's batches with the global generators.
+    x_train, y_train, y_noisy, x_test, y_test, info = noisy_digits(args.noise, args.seed)
     print(f"backend {keras.backend.backend()}: {len(y_train)} training digits, {info.realised_rate:.0%} labels wrong")
     fit_options = dict(epochs=args.epochs, batch_size=64, validation_data=(x_test, y_test), verbose=0)
 
