@@ -7,6 +7,15 @@ import numpy as np
 from keras import ops
 
 from keras_mixnn import _validation
+from keras_mixnn._choices import (
+    CORRECTION_SOURCES,
+    MAX_SEED,
+    METHODS,
+    MIXTURE_LOSS_ON,
+    NEIGHBOUR_SOURCES,
+    NEIGHBOUR_TARGETS,
+    WEIGHTINGS,
+)
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.data import ArrayDataset, MixNNDataset
 from keras_mixnn import partners
@@ -14,14 +23,6 @@ from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
 from keras_mixnn.state import MixNNState
 
-METHODS = ("mixnn", "mixup", "ce")
-WEIGHTINGS = ("gmm", "average", "random")
-NEIGHBOUR_SOURCES = ("knn", "random", "batch")
-MIXTURE_LOSS_ON = ("targets", "given")
-CORRECTION_SOURCES = ("pass", "batch")
-NEIGHBOUR_TARGETS = ("soft", "given")
-# Seeds feed scikit-learn and hnswlib too, which take at most 32-bit values.
-MAX_SEED = 2**31 - 1
 _EVALUATION_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 

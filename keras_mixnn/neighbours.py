@@ -13,8 +13,8 @@ import numpy as np
 from keras import ops
 
 from keras_mixnn import _backend
+from keras_mixnn._choices import SEARCH_METHODS
 
-SEARCH_METHODS = ("auto", "exact", "hnsw")
 # Below this many samples exact search on a CPU is as fast as building a graph.
 EXACT_SEARCH_MAX_SAMPLES = 20_000
 # Distance-matrix entries computed at once by exact search (64 MiB of float32).
