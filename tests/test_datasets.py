@@ -1,0 +1,182 @@
+"""Dataset loading: digits, CIFAR from tensorflow-datasets, official batches and .npz files."""
+
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from keras_mixnn import datasets
+
+SHARED_CIFAR = pathlib.Path(
+    os.environ.get("KERAS_MIXNN_CIFAR10_NPZ", pathlib.Path(__file__).resolve().parents[2] / "shared/data/cifar10-10k.npz")
+)
+
+
+def official_batch(labels, label_key, pixel_offset=0):
+    """A batch dict laid out as the official pickles: channel-major rows of 3072 bytes."""
+    images = np.zeros((len(labels), 3, 32, 32), dtype=np.uint8)
+    for index in range(len(labels)):
+        images[index, 0, 1, 2] = 10 + index + pixel_offset  # red, row 1, column 2
+        images[index, 2, 3, 4] = 200  # blue, row 3, column 4
+    return {b"data": images.reshape(len(labels), 3072), label_key: list(labels)}
+
+
+def write_official(folder, name):
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "cifar10":
+        for number in range(1, 6):
+            batch = official_batch([number - 1, number], b"labels", pixel_offset=number * 2)
+            pickle.dump(batch, open(folder / f"data_batch_{number}", "wb"))
+        pickle.dump(official_batch([9, 8, 7], b"labels"), open(folder / "test_batch", "wb"))
+        names = [f"class{index}".encode() for index in range(10)]
+        pickle.dump({b"label_names": names}, open(folder / "batches.meta", "wb"))
+    else:
+        pickle.dump(official_batch([0, 50, 99, 3], b"fine_labels"), open(folder / "train", "wb"))
+        pickle.dump(official_batch([1, 2], b"fine_labels"), open(folder / "test", "wb"))
+        names = [f"fine{index}".encode() for index in range(100)]
+        pickle.dump({b"fine_label_names": names}, open(folder / "meta", "wb"))
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_official_cifar10_batches_load_as_nhwc(tmp_path, nested):
+    write_official(tmp_path / "cifar-10-batches-py" if nested else tmp_path, "cifar10")
+    data = datasets.load("cifar10", data_dir=tmp_path)
+    assert data.x_train.shape == (10, 32, 32, 3) and data.x_train.dtype == np.uint8
+    assert data.x_train[0, 1, 2, 0] == 10 + 2 and data.x_train[0, 3, 4, 2] == 200
+    assert data.x_train[0, 2, 1, 0] == 0  # Row and column not swapped.
+    np.testing.assert_array_equal(data.y_train, [0, 1, 1, 2, 2, 3, 3, 4, 4, 5])
+    np.testing.assert_array_equal(data.y_test, [9, 8, 7])
+    assert data.y_train.dtype == np.int64
+    assert data.class_names[3] == "class3" and data.num_classes == 10
+    assert "official python batches" in data.source
+    pixels = data.x_train.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(data.mean, pixels.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(data.std, pixels.std(axis=0), rtol=1e-4)
+
+
+def test_official_cifar100_batches_use_fine_labels(tmp_path):
+    write_official(tmp_path / "cifar-100-python", "cifar100")
+    data = datasets.load("cifar100", data_dir=tmp_path)
+    np.testing.assert_array_equal(data.y_train, [0, 50, 99, 3])
+    assert data.num_classes == 100 and data.class_names[99] == "fine99"
+
+
+def write_npz(path, **changes):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8),
+        "y_train": np.arange(6),
+        "x_test": rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
+        "y_test": np.array([0, 9]),
+    }
+    arrays.update(changes)
+    np.savez(path, **{key: value for key, value in arrays.items() if value is not None})
+    return arrays
+
+
+def test_npz_file_or_named_npz_in_a_directory(tmp_path):
+    arrays = write_npz(tmp_path / "cifar10.npz", class_names=np.array([f"c{index}" for index in range(10)]))
+    for data_dir in (tmp_path / "cifar10.npz", tmp_path):
+        data = datasets.load("cifar10", data_dir=data_dir)
+        np.testing.assert_array_equal(data.x_train, arrays["x_train"])
+        assert data.class_names[0] == "c0"
+    write_npz(tmp_path / "plain.npz")
+    assert datasets.load("cifar10", data_dir=tmp_path / "plain.npz").class_names[9] == "9"
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"y_test": None}, "lacks y_test"),
+        ({"x_train": np.zeros((6, 32, 32, 3), dtype=np.float32)}, "expected uint8 images of shape (N, 32, 32, 3)"),
+        ({"x_train": np.zeros((6, 28, 28), dtype=np.uint8)}, "expected uint8 images"),
+        ({"y_train": np.arange(5)}, "expected one label per image"),
+        ({"y_train": np.array([0, 1, 2, 3, 4, 10])}, "needs 0..9"),
+        ({"y_train": np.linspace(0, 1, 6)}, "expected integer class ids"),
+    ],
+)
+def test_malformed_npz_says_what_was_expected(tmp_path, changes, words):
+    write_npz(tmp_path / "bad.npz", **changes)
+    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")) as error:
+        datasets.load("cifar10", data_dir=tmp_path / "bad.npz")
+    assert "bad.npz" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_or_corrupt_data_names_the_path_and_the_layout(tmp_path):
+    with pytest.raises(ValueError, match="no CIFAR-10 data in .*data_batch_1.*cifar-10-batches-py/.*cifar10.npz"):
+        datasets.load("cifar10", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="no CIFAR-100 data in .*cifar-100-python/"):
+        datasets.load("cifar100", data_dir=tmp_path / "absent")
+    write_official(tmp_path, "cifar10")
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="test_batch is not a readable CIFAR python batch"):
+        datasets.load("cifar10", data_dir=tmp_path)
+    (tmp_path / "x.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="is not a readable .npz"):
+        datasets.load("cifar10", data_dir=tmp_path / "x.npz")
+
+
+def test_cifar100_batches_are_not_read_as_cifar10(tmp_path):
+    write_official(tmp_path, "cifar100")
+    with pytest.raises(ValueError, match="no CIFAR-10 data"):
+        datasets.load("cifar10", data_dir=tmp_path)
+
+
+def test_tensorflow_datasets_is_asked_for_both_splits(monkeypatch):
+    calls = []
+    rng = np.random.default_rng(0)
+    train = (rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), np.array([0, 1, 2, 3]))
+    test = (rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), np.array([4, 5]))
+    info = types.SimpleNamespace(features={"label": types.SimpleNamespace(names=[f"n{index}" for index in range(10)])})
+
+    def load(name, **kwargs):
+        calls.append((name, kwargs))
+        return [train, test], info
+
+    fake = types.SimpleNamespace(load=load, as_numpy=lambda split: split)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    data = datasets.load("cifar10")
+    assert calls == [("cifar10", {"split": ["train", "test"], "batch_size": -1, "as_supervised": True, "with_info": True})]
+    np.testing.assert_array_equal(data.y_test, [4, 5])
+    assert data.class_names[1] == "n1" and data.source == "tensorflow-datasets cifar10"
+
+
+def test_a_failed_download_points_to_data_dir(monkeypatch):
+    def load(name, **kwargs):
+        raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'\nmore detail")
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(load=load))
+    with pytest.raises(ValueError, match="could not get cifar100 through tensorflow-datasets .*toronto.*--data-dir") as error:
+        datasets.load("cifar100")
+    assert "\n" not in str(error.value)
+
+
+def test_digits_split_with_the_seed_and_refuse_a_data_dir(tmp_path):
+    data = datasets.load("digits", seed=0)
+    assert data.x_train.shape == (1437, 64) and data.x_test.shape == (360, 64)
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0 and data.mean is None
+    np.testing.assert_array_equal(datasets.load("digits", seed=0).y_train, data.y_train)
+    assert not np.array_equal(datasets.load("digits", seed=1).y_train, data.y_train)
+    with pytest.raises(ValueError, match="take no --data-dir"):
+        datasets.load("digits", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        datasets.load("mnist")
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason=f"{SHARED_CIFAR} is not on this machine")
+def test_the_shared_cifar10_subset_loads_from_its_npz():
+    data = datasets.load("cifar10", data_dir=SHARED_CIFAR)
+    assert data.x_train.shape == (10000, 32, 32, 3) and data.x_test.shape == (2000, 32, 32, 3)
+    assert data.class_names[:2] == ("airplane", "automobile")
+    assert np.all((100 < data.mean) & (data.mean < 140)) and np.all((50 < data.std) & (data.std < 80))
+
+
+def test_loading_datasets_does_not_import_keras():
+    code = "import sys, keras_mixnn.datasets, keras_mixnn.cli; sys.exit('keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
