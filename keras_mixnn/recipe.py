@@ -1,0 +1,407 @@
+"""Recipes: one validated configuration of a whole run, loaded from a file.
+
+A recipe file is a short Python file that defines `recipe`, a `Recipe`:
+
+```python
+\"\"\"CIFAR-10, 40% symmetric noise.\"\"\"
+from keras_mixnn.recipe import paper_cifar
+
+recipe = paper_cifar("cifar10", noise="symmetric", noise_rate=0.4)
+```
+
+`keras-mixnn run FILE.py --set key=value` loads it with `load_recipe`, applies
+the overrides with `apply_overrides` and trains. Nothing here imports Keras,
+so the command can choose the backend first.
+"""
+
+import dataclasses
+import importlib.util
+import math
+import pathlib
+import typing
+
+from keras_mixnn import _choices, _validation
+
+DATASETS = ("digits", "cifar10", "cifar100")
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+NOISE_TYPES = ("none", "symmetric", "asymmetric")
+ASYMMETRIC_MAPPINGS = {"cifar10": 10, "cifar100": 100, "cifar100-blocks": 100}
+BACKBONES = ("resnet34", "resnet18", "cnn", "mlp")
+IMAGE_BACKBONES = ("resnet34", "resnet18", "cnn")
+IMAGE_DATASETS = ("cifar10", "cifar100")
+AUGMENTATIONS = ("none", "crop_flip")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine_restarts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything a run needs: data, noise, network, schedule and MixNN.
+
+    The fields from `method` to `feature_layer` are `MixNNModel`'s arguments
+    and those from `neighbour_search` to `refresh_subset` are
+    `MixNNCallback`'s, with the same meaning and defaults; see their
+    docstrings. Every field is checked when the recipe is made.
+
+    Args:
+        dataset: `"digits"` (scikit-learn's, no download), `"cifar10"` or
+            `"cifar100"`. Defaults to `"digits"`.
+        noise: label noise simulated on the training labels: `"none"`,
+            `"symmetric"` (to other classes) or `"asymmetric"` (class
+            flips). Defaults to `"symmetric"`.
+        noise_rate: share of labels (per class, for asymmetric noise)
+            corrupted, in `[0, 1]`. Defaults to `0.4`.
+        noise_include_true_class: symmetric noise draws from all classes, so
+            the true class can be drawn (the released code). Defaults to
+            `False`.
+        asymmetric_mapping: `"cifar10"`, `"cifar100"` (next class in the
+            super-class) or `"cifar100-blocks"` (the released code); `None`
+            takes the dataset's own. Defaults to `None`.
+        backbone: `"resnet34"`, `"resnet18"` (CIFAR ResNets), `"cnn"` (small
+            and fast) or `"mlp"`. Defaults to `"mlp"`.
+        augmentation: `"none"` or `"crop_flip"` (random crop after zero
+            padding by `crop_padding`, and horizontal flip). Defaults to
+            `"none"`.
+        crop_padding: pixels of padding before the random crop. Defaults to
+            `4`.
+        epochs: training epochs. Defaults to `60`.
+        batch_size: samples per batch. Defaults to `64`.
+        steps_per_epoch: batches per epoch; `None` is one pass over the data.
+            Defaults to `None`.
+        optimizer: `"sgd"` or `"adam"`. Defaults to `"adam"`.
+        learning_rate: the (maximum) learning rate. Defaults to `0.001`.
+        schedule: `"constant"` or `"cosine_restarts"` (cosine annealing from
+            `learning_rate` to `min_learning_rate`, restarting every
+            `restart_epochs`). Defaults to `"constant"`.
+        min_learning_rate: the cosine schedule's floor. Defaults to `0.001`.
+        restart_epochs: epochs per cosine period. Defaults to `10`.
+        sgd_momentum: SGD's momentum. Defaults to `0.9`.
+        weight_decay: the optimizer's weight decay. Defaults to `0.0`.
+        seed: seed of every random choice of the run (noise, weights,
+            shuffling, augmentation, MixNN). Defaults to `0`.
+        workers: loader workers of the training data. Defaults to `1`.
+        use_multiprocessing: workers are processes, not threads. Defaults to
+            `False`.
+    """
+
+    dataset: str = "digits"
+    noise: str = "symmetric"
+    noise_rate: float = 0.4
+    noise_include_true_class: bool = False
+    asymmetric_mapping: typing.Optional[str] = None
+    backbone: str = "mlp"
+    augmentation: str = "none"
+    crop_padding: int = 4
+    epochs: int = 60
+    batch_size: int = 64
+    steps_per_epoch: typing.Optional[int] = None
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    min_learning_rate: float = 1e-3
+    restart_epochs: int = 10
+    sgd_momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    # MixNNModel
+    method: str = "mixnn"
+    num_neighbours: int = 1
+    warmup_epochs: int = 10
+    correction_start: int = 60
+    momentum: float = 0.9
+    weighting: str = "gmm"
+    neighbour_source: str = "knn"
+    label_correction: bool = True
+    correction_every: int = 1
+    warmup_mixup: bool = False
+    mixup_alpha: float = 1.0
+    mixture_loss_on: str = "targets"
+    correction_source: str = "pass"
+    neighbour_targets: str = "soft"
+    feature_layer: typing.Optional[str] = None
+    # MixNNCallback
+    neighbour_search: str = "auto"
+    deterministic: typing.Optional[bool] = None
+    inference_batch_size: typing.Optional[int] = None
+    refresh_every: int = 1
+    refresh_subset: float = 1.0
+    # Loading
+    workers: int = 1
+    use_multiprocessing: bool = False
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_type(field.name, getattr(self, field.name), _field_types()[field.name])
+        check = _validation
+        check.check_choice("dataset", self.dataset, DATASETS)
+        check.check_choice("noise", self.noise, NOISE_TYPES)
+        if not 0.0 <= self.noise_rate <= 1.0:
+            raise ValueError(f"noise_rate must be in [0, 1]; received {self.noise_rate}.")
+        if self.asymmetric_mapping is not None:
+            check.check_choice("asymmetric_mapping", self.asymmetric_mapping, tuple(ASYMMETRIC_MAPPINGS))
+        check.check_choice("backbone", self.backbone, BACKBONES)
+        check.check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        check.check_int("crop_padding", self.crop_padding, minimum=0)
+        check.check_int("epochs", self.epochs, minimum=1)
+        check.check_int("batch_size", self.batch_size, minimum=1)
+        if self.steps_per_epoch is not None:
+            check.check_int("steps_per_epoch", self.steps_per_epoch, minimum=1)
+        check.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check.check_positive("learning_rate", self.learning_rate)
+        check.check_choice("schedule", self.schedule, SCHEDULES)
+        check.check_positive("min_learning_rate", self.min_learning_rate)
+        check.check_int("restart_epochs", self.restart_epochs, minimum=1)
+        check.check_momentum(self.momentum)
+        if not 0.0 <= self.sgd_momentum < 1.0:
+            raise ValueError(f"sgd_momentum must be in [0, 1); received {self.sgd_momentum}.")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be at least 0; received {self.weight_decay}.")
+        check.check_int("seed", self.seed, minimum=0, maximum=_choices.MAX_SEED)
+        check.check_choice("method", self.method, _choices.METHODS)
+        check.check_int("num_neighbours", self.num_neighbours, minimum=1)
+        check.check_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        check.check_int("correction_start", self.correction_start, minimum=0)
+        check.check_choice("weighting", self.weighting, _choices.WEIGHTINGS)
+        check.check_choice("neighbour_source", self.neighbour_source, _choices.NEIGHBOUR_SOURCES)
+        check.check_int("correction_every", self.correction_every, minimum=1)
+        check.check_positive("mixup_alpha", self.mixup_alpha)
+        check.check_choice("mixture_loss_on", self.mixture_loss_on, _choices.MIXTURE_LOSS_ON)
+        check.check_choice("correction_source", self.correction_source, _choices.CORRECTION_SOURCES)
+        check.check_choice("neighbour_targets", self.neighbour_targets, _choices.NEIGHBOUR_TARGETS)
+        check.check_choice("neighbour_search", self.neighbour_search, _choices.SEARCH_METHODS)
+        if self.inference_batch_size is not None:
+            check.check_int("inference_batch_size", self.inference_batch_size, minimum=1)
+        check.check_int("refresh_every", self.refresh_every, minimum=1)
+        check.check_fraction("refresh_subset", self.refresh_subset)
+        check.check_int("workers", self.workers, minimum=1)
+        self._check_combinations()
+
+    def _check_combinations(self):
+        images = self.dataset in IMAGE_DATASETS
+        if self.backbone in IMAGE_BACKBONES and not images:
+            raise ValueError(
+                f"backbone={self.backbone!r} needs images but dataset={self.dataset!r} holds feature "
+                "vectors; use backbone='mlp'."
+            )
+        if self.augmentation == "crop_flip" and not images:
+            raise ValueError(f"augmentation='crop_flip' needs images; dataset={self.dataset!r} holds feature vectors.")
+        if self.schedule == "cosine_restarts" and self.min_learning_rate > self.learning_rate:
+            raise ValueError(
+                f"min_learning_rate ({self.min_learning_rate}) must not exceed learning_rate ({self.learning_rate})."
+            )
+        if self.noise == "asymmetric":
+            mapping = self.resolved_asymmetric_mapping
+            if mapping is None:
+                raise ValueError(
+                    f"dataset={self.dataset!r} has no asymmetric noise mapping of its own; set asymmetric_mapping "
+                    f"to one of {sorted(ASYMMETRIC_MAPPINGS)}."
+                )
+            if ASYMMETRIC_MAPPINGS[mapping] != self.num_classes:
+                raise ValueError(
+                    f"asymmetric_mapping={mapping!r} is for {ASYMMETRIC_MAPPINGS[mapping]} classes but "
+                    f"dataset={self.dataset!r} has {self.num_classes}."
+                )
+
+    @property
+    def num_classes(self):
+        """Classes of the recipe's dataset."""
+        return NUM_CLASSES[self.dataset]
+
+    @property
+    def resolved_asymmetric_mapping(self):
+        """`asymmetric_mapping`, or the dataset's own when that is `None`."""
+        if self.asymmetric_mapping is not None:
+            return self.asymmetric_mapping
+        return self.dataset if self.dataset in ASYMMETRIC_MAPPINGS else None
+
+    def replace(self, **changes):
+        """A copy with `changes` applied and checked; unknown names are refused."""
+        unknown = sorted(set(changes) - set(field_names()))
+        if unknown:
+            raise ValueError(f"Unknown recipe field(s) {unknown}; valid fields: {', '.join(field_names())}.")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """The fields as a plain dict, in their declared order."""
+        return dataclasses.asdict(self)
+
+    def model_options(self):
+        """Keyword arguments of `MixNNModel` (besides backbone and augmentation)."""
+        names = (
+            "method num_neighbours warmup_epochs correction_start momentum weighting neighbour_source "
+            "label_correction correction_every warmup_mixup mixup_alpha mixture_loss_on correction_source "
+            "neighbour_targets feature_layer seed"
+        ).split()
+        return {name: getattr(self, name) for name in names}
+
+    def callback_options(self):
+        """Keyword arguments of `MixNNCallback`."""
+        names = "neighbour_search deterministic inference_batch_size refresh_every refresh_subset".split()
+        return {name: getattr(self, name) for name in names}
+
+
+def paper_cifar(dataset, *, noise, noise_rate, **changes):
+    """The paper's CIFAR setting (Section 6.1) for one noise type and rate.
+
+    CIFAR ResNet-34, SGD with momentum 0.9 and weight decay 1e-3, batch 128,
+    300 epochs, cosine annealing with warm restarts every 10 epochs between
+    0.02 and 0.001, warm-up 10 epochs (CIFAR-10) or 30 (CIFAR-100), K = 1,
+    E_s = 60, alpha = 0.9, random crop (padding 4) and horizontal flip.
+
+    Args:
+        dataset: `"cifar10"` or `"cifar100"`.
+        noise: `"symmetric"` or `"asymmetric"`.
+        noise_rate: share of labels corrupted.
+        **changes: further fields to change.
+
+    Returns:
+        A `Recipe`.
+    """
+    _validation.check_choice("dataset", dataset, IMAGE_DATASETS)
+    return Recipe(
+        dataset=dataset,
+        noise=noise,
+        noise_rate=noise_rate,
+        backbone="resnet34",
+        augmentation="crop_flip",
+        crop_padding=4,
+        epochs=300,
+        batch_size=128,
+        optimizer="sgd",
+        learning_rate=0.02,
+        schedule="cosine_restarts",
+        min_learning_rate=0.001,
+        restart_epochs=10,
+        sgd_momentum=0.9,
+        weight_decay=1e-3,
+        num_neighbours=1,
+        warmup_epochs=10 if dataset == "cifar10" else 30,
+        correction_start=60,
+        momentum=0.9,
+    ).replace(**changes)
+
+
+def field_names():
+    """The names of all recipe fields, in their declared order."""
+    return [field.name for field in dataclasses.fields(Recipe)]
+
+
+def load_recipe(path):
+    """Loads the `recipe` a recipe file defines.
+
+    Args:
+        path: path of a `.py` file that defines `recipe = Recipe(...)`.
+
+    Returns:
+        The `Recipe`.
+
+    Raises:
+        ValueError: the file is missing, fails to run, or defines no valid
+            `recipe`; the message names the file.
+    """
+    path = pathlib.Path(path)
+    if path.suffix != ".py":
+        raise ValueError(f"{path}: a recipe is a .py file that defines `recipe = Recipe(...)`.")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such recipe file; `keras-mixnn list` shows the bundled recipes.")
+    spec = importlib.util.spec_from_file_location(f"keras_mixnn_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from error
+    except Exception as error:
+        raise ValueError(f"{path} failed to load: {type(error).__name__}: {error}") from error
+    recipe = getattr(module, "recipe", None)
+    if not isinstance(recipe, Recipe):
+        raise ValueError(
+            f"{path} must define `recipe = Recipe(...)` (from keras_mixnn.recipe); found {type(recipe).__name__}."
+        )
+    return recipe
+
+
+def describe(path):
+    """The first line of a recipe file's docstring, without running the file."""
+    import ast
+
+    docstring = ast.get_docstring(ast.parse(pathlib.Path(path).read_text()))
+    return docstring.strip().splitlines()[0] if docstring else ""
+
+
+def apply_overrides(recipe, assignments):
+    """Applies `key=value` strings to a recipe, parsing each by its field's type.
+
+    Args:
+        recipe: a `Recipe`.
+        assignments: strings such as `"epochs=5"`, `"method=ce"`,
+            `"inference_batch_size=none"`, `"label_correction=false"`.
+
+    Returns:
+        The changed `Recipe`.
+
+    Raises:
+        ValueError: an assignment is malformed, names an unknown field or
+            gives a value of the wrong type or range.
+    """
+    changes = {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise ValueError(f"--set takes key=value; received {assignment!r}.")
+        if key not in field_names():
+            raise ValueError(f"Unknown recipe field {key!r}; valid fields: {', '.join(field_names())}.")
+        changes[key] = parse_value(key, text.strip())
+    try:
+        return recipe.replace(**changes)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"--set: {error}") from error
+
+
+def parse_value(key, text):
+    """Parses the text of `--set key=text` as the type of field `key`."""
+    annotation = _field_types()[key]
+    optional = typing.get_origin(annotation) is typing.Union
+    kind = typing.get_args(annotation)[0] if optional else annotation
+    if text.lower() in ("none", "null"):
+        if optional:
+            return None
+        raise ValueError(f"--set {key}: {key} cannot be none; give a {kind.__name__}.")
+    if kind is bool:
+        truth = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if text.lower() not in truth:
+            raise ValueError(f"--set {key}: expected true or false; received {text!r}.")
+        return truth[text.lower()]
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--set {key}: expected an integer; received {text!r}.") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--set {key}: expected a number; received {text!r}.") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--set {key}: expected a finite number; received {text!r}.")
+        return value
+    return text
+
+
+def _field_types():
+    return typing.get_type_hints(Recipe)
+
+
+def _check_type(name, value, annotation):
+    optional = typing.get_origin(annotation) is typing.Union
+    kind = typing.get_args(annotation)[0] if optional else annotation
+    if value is None and optional:
+        return
+    if kind is float:
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind is int:
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        valid = isinstance(value, kind)
+    if not valid:
+        raise TypeError(f"{name} must be of type {kind.__name__}; received {value!r} of type {type(value).__name__}.")

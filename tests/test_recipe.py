@@ -1,0 +1,159 @@
+"""Recipes: validation, `--set` parsing and loading from files."""
+
+import inspect
+import pathlib
+
+import pytest
+
+from keras_mixnn import recipe as recipe_lib
+from keras_mixnn.recipe import Recipe, apply_overrides, load_recipe, paper_cifar
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "recipes"
+RECIPE_FILES = sorted(path for path in RECIPES_DIR.glob("*.py") if not path.name.startswith("_"))
+
+
+def test_every_model_and_callback_option_is_a_recipe_field():
+    from keras_mixnn import MixNNCallback, MixNNModel
+
+    fields = set(recipe_lib.field_names())
+    model_options = set(inspect.signature(MixNNModel.__init__).parameters) - {"self", "backbone", "augmentation", "kwargs"}
+    callback_options = set(inspect.signature(MixNNCallback.__init__).parameters) - {"self"}
+    assert model_options <= fields
+    assert callback_options <= fields
+    assert set(Recipe().model_options()) == model_options
+    assert set(Recipe().callback_options()) == callback_options
+
+
+def test_defaults_match_the_model_and_callback_defaults():
+    from keras_mixnn import MixNNCallback, MixNNModel
+
+    recipe = Recipe()
+    for owner, options in ((MixNNModel, recipe.model_options()), (MixNNCallback, recipe.callback_options())):
+        parameters = inspect.signature(owner.__init__).parameters
+        for name, value in options.items():
+            if name != "seed":  # The model draws a seed; a recipe fixes one.
+                assert parameters[name].default == value, name
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda path: path.stem)
+def test_bundled_recipes_load_and_describe_themselves(path):
+    recipe = load_recipe(path)
+    assert isinstance(recipe, Recipe)
+    assert recipe_lib.describe(path)
+
+
+def test_cifar_recipes_follow_section_6_1():
+    for dataset, warmup in (("cifar10", 10), ("cifar100", 30)):
+        recipe = paper_cifar(dataset, noise="symmetric", noise_rate=0.8)
+        assert (recipe.backbone, recipe.optimizer, recipe.batch_size, recipe.epochs) == ("resnet34", "sgd", 128, 300)
+        assert (recipe.learning_rate, recipe.min_learning_rate, recipe.restart_epochs) == (0.02, 0.001, 10)
+        assert (recipe.sgd_momentum, recipe.weight_decay) == (0.9, 1e-3)
+        assert (recipe.warmup_epochs, recipe.correction_start, recipe.momentum, recipe.num_neighbours) == (warmup, 60, 0.9, 1)
+        assert (recipe.augmentation, recipe.crop_padding) == ("crop_flip", 4)
+    names = {path.stem for path in RECIPE_FILES}
+    for dataset in ("cifar10", "cifar100"):
+        assert {f"{dataset}_sym{rate}" for rate in (20, 40, 60, 80)} | {f"{dataset}_asym40"} <= names
+
+
+def test_asymmetric_recipes_use_their_datasets_mapping():
+    assert load_recipe(RECIPES_DIR / "cifar100_asym40.py").resolved_asymmetric_mapping == "cifar100"
+    assert load_recipe(RECIPES_DIR / "cifar10_asym40.py").resolved_asymmetric_mapping == "cifar10"
+
+
+@pytest.mark.parametrize(
+    "changes, error, words",
+    [
+        ({"epochs": 0}, ValueError, "epochs must be at least 1"),
+        ({"epochs": 2.5}, TypeError, "epochs must be of type int"),
+        ({"noise_rate": 1.5}, ValueError, "noise_rate must be in [0, 1]"),
+        ({"method": "mixmatch"}, ValueError, "method must be one of"),
+        ({"label_correction": "yes"}, TypeError, "label_correction must be of type bool"),
+        ({"backbone": "resnet34"}, ValueError, "use backbone='mlp'"),
+        ({"augmentation": "crop_flip"}, ValueError, "needs images"),
+        ({"noise": "asymmetric"}, ValueError, "set asymmetric_mapping"),
+        ({"noise": "asymmetric", "asymmetric_mapping": "cifar100"}, ValueError, "is for 100 classes"),
+        ({"schedule": "cosine_restarts", "min_learning_rate": 0.1}, ValueError, "must not exceed"),
+        ({"refresh_subset": 0.0}, ValueError, "refresh_subset"),
+        ({"neighbour_search": "faiss"}, ValueError, "neighbour_search must be one of"),
+        ({"seed": -1}, ValueError, "seed must be at least 0"),
+    ],
+)
+def test_bad_fields_are_refused_with_the_reason(changes, error, words):
+    with pytest.raises(error, match=words.replace("[", r"\[").replace("(", r"\(")):
+        Recipe(**changes)
+
+
+def test_replace_refuses_unknown_fields_and_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid fields: dataset, noise"):
+        Recipe().replace(epoch=3)
+
+
+@pytest.mark.parametrize(
+    "assignment, field, value",
+    [
+        ("epochs=5", "epochs", 5),
+        ("learning_rate=0.05", "learning_rate", 0.05),
+        ("label_correction=false", "label_correction", False),
+        ("warmup_mixup=Yes", "warmup_mixup", True),
+        ("inference_batch_size=none", "inference_batch_size", None),
+        ("inference_batch_size=256", "inference_batch_size", 256),
+        ("deterministic=true", "deterministic", True),
+        ("method=ce", "method", "ce"),
+        (" weighting = random ", "weighting", "random"),
+    ],
+)
+def test_overrides_are_parsed_by_the_fields_type(assignment, field, value):
+    recipe = apply_overrides(Recipe(), [assignment])
+    assert getattr(recipe, field) == value
+    assert type(getattr(recipe, field)) is type(value)
+
+
+@pytest.mark.parametrize(
+    "assignment, words",
+    [
+        ("epochs", "--set takes key=value"),
+        ("=3", "--set takes key=value"),
+        ("epoch=3", "Unknown recipe field 'epoch'; valid fields:"),
+        ("epochs=many", "expected an integer"),
+        ("learning_rate=nan", "expected a finite number"),
+        ("label_correction=maybe", "expected true or false"),
+        ("epochs=none", "epochs cannot be none"),
+        ("batch_size=0", "batch_size must be at least 1"),
+    ],
+)
+def test_bad_overrides_say_what_is_wrong(assignment, words):
+    with pytest.raises(ValueError, match=words):
+        apply_overrides(Recipe(), [assignment])
+
+
+def test_overrides_leave_the_original_recipe_alone():
+    recipe = Recipe()
+    changed = apply_overrides(recipe, ["epochs=3", "method=ce"])
+    assert (recipe.epochs, recipe.method) == (60, "mixnn")
+    assert (changed.epochs, changed.method) == (3, "ce")
+
+
+def test_load_recipe_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="no such recipe file"):
+        load_recipe(tmp_path / "missing.py")
+    with pytest.raises(ValueError, match="is a .py file"):
+        load_recipe(tmp_path / "recipe.json")
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="empty.py must define `recipe = Recipe"):
+        load_recipe(empty)
+    invalid = tmp_path / "invalid.py"
+    invalid.write_text("from keras_mixnn.recipe import Recipe\nrecipe = Recipe(epochs=-1)\n")
+    with pytest.raises(ValueError, match="invalid.py: epochs must be at least 1"):
+        load_recipe(invalid)
+    broken = tmp_path / "broken.py"
+    broken.write_text("recipe = (\n")
+    with pytest.raises(ValueError, match="broken.py failed to load: SyntaxError"):
+        load_recipe(broken)
+
+
+def test_a_recipe_file_runs_in_its_own_namespace(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text("from keras_mixnn.recipe import Recipe\nLEAK = 1\nrecipe = Recipe(epochs=7)\n")
+    assert load_recipe(path).epochs == 7
+    assert "LEAK" not in globals()
