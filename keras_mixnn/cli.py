@@ -1,0 +1,167 @@
+"""`keras-mixnn`: run, show and list recipes from the command line.
+
+Keras is imported only after `--backend` has set `KERAS_BACKEND`, so this
+module imports nothing that loads it.
+"""
+
+import importlib.resources
+import os
+import pathlib
+import sys
+
+import click
+
+from keras_mixnn import __version__
+from keras_mixnn import recipe as recipe_lib
+
+BACKENDS = ("tensorflow", "jax", "torch")
+_BUNDLED_PACKAGE = "keras_mixnn.bundled_recipes"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keras-mixnn")
+def main():
+    """Train classifiers on noisy labels with MixNN, from recipe files.
+
+    \b
+    Example:
+      keras-mixnn list
+      keras-mixnn run recipes/digits_sym40.py --set epochs=20
+    """
+
+
+def _set_option(function):
+    return click.option(
+        "--set",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Change a recipe field (repeatable), e.g. --set epochs=5 --set method=ce.",
+    )(function)
+
+
+@main.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@_set_option
+@click.option("--backend", type=click.Choice(BACKENDS), help="Keras backend; defaults to KERAS_BACKEND or Keras' own.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=pathlib.Path),
+    help="Run directory; defaults to runs/RECIPE (runs/RECIPE-2, ... when taken).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=pathlib.Path),
+    help="Read the dataset from here instead of downloading it (CIFAR: the official python batches or an .npz).",
+)
+@click.option("--seed", type=int, help="Seed of the run (same as --set seed=N).")
+@click.option("--overwrite", is_flag=True, help="Replace the run directory if it exists.")
+def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
+    """Train the run a recipe describes and write its run directory.
+
+    RECIPE is a recipe file or the name of a bundled recipe (see `list`).
+
+    \b
+    Example:
+      keras-mixnn run recipes/cifar10_sym40.py --backend jax --data-dir ~/data/cifar-10-batches-py
+      keras-mixnn run digits_sym40 --set epochs=20 --set method=ce --output runs/digits-ce
+    """
+    _select_backend(backend)
+    path, recipe = _resolve(recipe_name, assignments, seed)
+    from keras_mixnn import runner
+
+    run_dir = output if output is not None else runner.next_free_dir(pathlib.Path("runs") / path.stem)
+    data = _load_data(recipe, data_dir, run_dir, overwrite)
+    click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
+    record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
+    metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, record=record)
+    summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, float))
+    click.echo(f"done: {summary}; written to {run_dir}")
+
+
+@main.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@_set_option
+@click.option("--seed", type=int, help="Seed of the run (same as --set seed=N).")
+def show(recipe_name, assignments, seed):
+    """Print the configuration a recipe resolves to, overrides applied.
+
+    \b
+    Example:
+      keras-mixnn show recipes/cifar100_sym80.py --set backbone=cnn --set epochs=3
+    """
+    path, recipe = _resolve(recipe_name, assignments, seed)
+    click.echo(f"# {path}: {recipe_lib.describe(path)}")
+    changed = _changed(assignments, seed)
+    for name, value in recipe.to_dict().items():
+        click.echo(f"{name} = {value!r}" + ("  # --set" if name in changed else ""))
+
+
+@main.command(name="list")
+def list_recipes():
+    """List the bundled recipes, one line each.
+
+    \b
+    Example:
+      keras-mixnn list
+    """
+    recipes = _bundled_recipes()
+    width = max(len(name) for name in recipes)
+    for name, path in recipes.items():
+        click.echo(f"{name:<{width}}  {recipe_lib.describe(path)}")
+
+
+def _resolve(recipe_name, assignments, seed):
+    try:
+        path = _recipe_path(recipe_name)
+        recipe = recipe_lib.apply_overrides(recipe_lib.load_recipe(path), assignments)
+        if seed is not None:
+            recipe = recipe.replace(seed=seed)
+    except (ValueError, TypeError) as error:
+        raise click.ClickException(str(error)) from None
+    return path, recipe
+
+
+def _changed(assignments, seed):
+    names = {assignment.partition("=")[0].strip() for assignment in assignments}
+    return names | ({"seed"} if seed is not None else set())
+
+
+def _recipe_path(name):
+    path = pathlib.Path(name)
+    if path.suffix == ".py" or path.exists():
+        return path
+    recipes = _bundled_recipes()
+    if name not in recipes:
+        raise ValueError(f"{name!r} is neither a recipe file nor a bundled recipe; bundled: {', '.join(recipes)}.")
+    return recipes[name]
+
+
+def _bundled_recipes():
+    folder = importlib.resources.files(_BUNDLED_PACKAGE)
+    files = sorted(entry for entry in folder.iterdir() if entry.name.endswith(".py") and not entry.name.startswith("_"))
+    return {pathlib.Path(entry.name).stem: pathlib.Path(str(entry)) for entry in files}
+
+
+def _select_backend(backend):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend is None:
+        return
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise click.ClickException(
+                f"Keras is already loaded with the {current} backend in this process; set KERAS_BACKEND={backend} "
+                "before starting Python instead of --backend."
+            )
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def _load_data(recipe, data_dir, run_dir, overwrite):
+    from keras_mixnn import datasets, runner
+
+    try:
+        runner.check_run_dir(run_dir, overwrite=overwrite)
+        return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed)
+    except (ValueError, TypeError, OSError) as error:
+        raise click.ClickException(str(error)) from None

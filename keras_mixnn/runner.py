@@ -1,0 +1,327 @@
+"""Runs a `Recipe` end to end and writes its run directory.
+
+The run directory holds:
+
+- `config.json`: the resolved recipe and how the run was made;
+- `noisy_labels.npy`: the training labels the model saw;
+- `history.csv`: Keras' logs per epoch, MixNN's figures and, against the true
+  labels, `label_accuracy` and `detection_auc`;
+- `metrics.json`: the final figures;
+- `model.keras`: the trained `MixNNModel`;
+- `label_issues.csv`: every training sample's given and corrected label and
+  its clean probability, least likely clean first.
+
+The test split is passed to `fit` as validation data only to report its
+accuracy each epoch; nothing is selected on it.
+"""
+
+import csv
+import json
+import math
+import pathlib
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+import keras_mixnn
+from keras_mixnn import architectures, noise
+from keras_mixnn.callback import MixNNCallback
+from keras_mixnn.data import ArrayDataset
+from keras_mixnn.model import MixNNModel
+
+
+def check_run_dir(path, *, overwrite):
+    """Fails early if `path` cannot become a run directory; changes nothing.
+
+    Args:
+        path: the run directory.
+        overwrite: an existing run directory may be replaced.
+
+    Raises:
+        ValueError: `path` is a file, or a non-empty directory that is not
+            to be replaced, or one that is not a keras-mixnn run directory.
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; pass --output with a directory path.")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"run directory {path} already exists; pass --overwrite to replace it or --output for another.")
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"{path} is not empty and holds no config.json, so it is not a keras-mixnn run directory; "
+            "refusing to replace it: choose another --output."
+        )
+
+
+def next_free_dir(path):
+    """`path`, or `path-2`, `path-3`, ... : the first that does not exist yet."""
+    path = pathlib.Path(path)
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
+def simulate_noise(recipe, labels):
+    """The recipe's label noise applied to clean `labels`.
+
+    Returns:
+        `(noisy_labels, flipped)`; `flipped` is True where they differ.
+    """
+    if recipe.noise == "none":
+        return labels.copy(), np.zeros(len(labels), dtype=bool)
+    if recipe.noise == "symmetric":
+        noisy, info = noise.symmetric(
+            labels,
+            rate=recipe.noise_rate,
+            num_classes=recipe.num_classes,
+            seed=recipe.seed,
+            include_true_class=recipe.noise_include_true_class,
+            return_info=True,
+        )
+    else:
+        noisy, info = noise.asymmetric(
+            labels,
+            rate=recipe.noise_rate,
+            mapping=recipe.resolved_asymmetric_mapping,
+            num_classes=recipe.num_classes,
+            seed=recipe.seed,
+            return_info=True,
+        )
+    return np.array(noisy), np.array(info.flipped)
+
+
+def build_model(recipe, data, *, steps_per_epoch):
+    """The compiled `MixNNModel` of a recipe, for data of `data`'s shape.
+
+    Args:
+        recipe: a `Recipe`.
+        data: a `keras_mixnn.datasets.ClassificationData` (its input shape,
+            class count and normalisation are used).
+        steps_per_epoch: training steps per epoch, which the learning-rate
+            schedule counts in.
+
+    Returns:
+        The compiled model.
+    """
+    if data.num_classes != recipe.num_classes:
+        raise ValueError(f"The data has {data.num_classes} classes but dataset={recipe.dataset!r} has {recipe.num_classes}.")
+    input_shape = data.x_train.shape[1:]
+    backbone = architectures.build(
+        recipe.backbone,
+        num_classes=recipe.num_classes,
+        input_shape=input_shape,
+        seed=recipe.seed,
+        mean=data.mean,
+        std=data.std,
+    )
+    model = MixNNModel(backbone, augmentation=build_augmentation(recipe, input_shape), **recipe.model_options())
+    model.compile(
+        optimizer=build_optimizer(recipe, steps_per_epoch),
+        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
+    )
+    return model
+
+
+def build_augmentation(recipe, input_shape):
+    """The recipe's training augmentation layer, or `None`."""
+    if recipe.augmentation == "none":
+        return None
+    height, width = input_shape[:2]
+    return keras.Sequential(
+        [
+            keras.layers.ZeroPadding2D(recipe.crop_padding),
+            keras.layers.RandomCrop(height, width, seed=recipe.seed),
+            keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1),
+        ],
+        name="crop_flip",
+    )
+
+
+def build_optimizer(recipe, steps_per_epoch):
+    """The recipe's optimizer with its learning-rate schedule."""
+    learning_rate = recipe.learning_rate
+    if recipe.schedule == "cosine_restarts":
+        learning_rate = keras.optimizers.schedules.CosineDecayRestarts(
+            recipe.learning_rate,
+            first_decay_steps=recipe.restart_epochs * steps_per_epoch,
+            t_mul=1.0,
+            m_mul=1.0,
+            alpha=recipe.min_learning_rate / recipe.learning_rate,
+        )
+    weight_decay = recipe.weight_decay or None
+    if recipe.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=recipe.sgd_momentum, weight_decay=weight_decay)
+    return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+
+
+class LabelFigures(keras.callbacks.Callback):
+    """Adds to `logs` how well MixNN's targets and P(clean) match the truth.
+
+    - `label_accuracy`: share of training samples whose corrected target
+      (argmax of the soft targets) is the true label;
+    - `detection_auc`: ROC AUC of P(clean) for telling correct given labels
+      from wrong ones (NaN while P(clean) is not estimated, or without
+      wrong labels).
+
+    Args:
+        true_labels: `(N,)` clean labels of the training samples.
+        flipped: `(N,)` bool, True where the given label is wrong.
+    """
+
+    def __init__(self, true_labels, flipped):
+        super().__init__()
+        self.true_labels = np.asarray(true_labels)
+        self.flipped = np.asarray(flipped, dtype=bool)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(label_figures(self.model, self.true_labels, self.flipped))
+
+
+def label_figures(model, true_labels, flipped):
+    """`label_accuracy` and `detection_auc` of a trained `MixNNModel`."""
+    clean_probability = model.clean_probability
+    auc = math.nan
+    if flipped.any() and not flipped.all() and np.ptp(clean_probability) > 0:
+        auc = float(roc_auc_score(~flipped, clean_probability))
+    accuracy = float(np.mean(model.soft_targets.argmax(axis=1) == true_labels))
+    return {"label_accuracy": accuracy, "detection_auc": auc}
+
+
+class EpochSummary(keras.callbacks.Callback):
+    """Prints one line per epoch with the training, test and MixNN figures."""
+
+    _FIELDS = (
+        ("loss", "loss", "{:.4f}"),
+        ("accuracy", "acc", "{:.3f}"),
+        ("val_accuracy", "test acc", "{:.3f}"),
+        ("mixnn_clean_share", "clean", "{:.3f}"),
+        ("mixnn_mean_lambda", "lambda", "{:.3f}"),
+        ("mixnn_targets_changed", "changed", "{:.4f}"),
+        ("label_accuracy", "labels right", "{:.3f}"),
+        ("detection_auc", "AUC", "{:.3f}"),
+    )
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream or sys.stdout
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [
+            f"{label} {template.format(logs[key])}"
+            for key, label, template in self._FIELDS
+            if key in logs and not math.isnan(float(logs[key]))
+        ]
+        # Counted from the last epoch's end, so MixNN's pass before the epoch is included.
+        seconds, self._start = time.perf_counter() - self._start, time.perf_counter()
+        print(f"epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts) + f"  ({seconds:.1f} s)", file=self.stream, flush=True)
+
+
+def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
+    """Trains a recipe on `data` and writes the run directory.
+
+    Args:
+        recipe: a `Recipe`.
+        run_dir: the run directory; checked with `check_run_dir`, then
+            (re)created.
+        data: a `keras_mixnn.datasets.ClassificationData` with clean labels.
+        verbose: `0` silent, `1` Keras' progress bar and one summary line
+            per epoch, `2` the summary line only. Defaults to `1`.
+        overwrite: replace an existing run directory. Defaults to `False`.
+        record: extra facts for `config.json` (the command, the recipe file).
+            Defaults to `None`.
+
+    Returns:
+        The dict written to `metrics.json`.
+    """
+    run_dir = pathlib.Path(run_dir)
+    check_run_dir(run_dir, overwrite=overwrite)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+
+    noisy_labels, flipped = simulate_noise(recipe, data.y_train)
+    config = {
+        "recipe": recipe.to_dict(),
+        "run": {
+            **(record or {}),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "keras_mixnn": keras_mixnn.__version__,
+            "data": data.source,
+            "training_samples": len(data.y_train),
+            "test_samples": len(data.y_test),
+            "noise_rate_realised": float(flipped.mean()),
+        },
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    np.save(run_dir / "noisy_labels.npy", noisy_labels)
+
+    dataset = ArrayDataset(
+        data.x_train,
+        noisy_labels,
+        batch_size=recipe.batch_size,
+        num_neighbours=recipe.num_neighbours,
+        workers=recipe.workers,
+        use_multiprocessing=recipe.use_multiprocessing,
+    )
+    steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(noisy_labels) / recipe.batch_size)
+    model = build_model(recipe, data, steps_per_epoch=steps_per_epoch)
+    callbacks = [
+        MixNNCallback(**recipe.callback_options()),
+        LabelFigures(data.y_train, flipped),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+    ]
+    if verbose:
+        # Keras' own progress bar, placed first so the summary line follows it.
+        callbacks += [keras.callbacks.ProgbarLogger(), EpochSummary(recipe.epochs)] if verbose == 1 else [EpochSummary(recipe.epochs)]
+    start = time.perf_counter()
+    history = model.fit(
+        dataset,
+        epochs=recipe.epochs,
+        steps_per_epoch=recipe.steps_per_epoch,
+        validation_data=(data.x_test, data.y_test),
+        callbacks=callbacks,
+        verbose=1 if verbose == 1 else 0,
+    )
+    seconds = time.perf_counter() - start
+
+    figures = label_figures(model, data.y_train, flipped)
+    metrics = {
+        "test_top1": history.history["val_accuracy"][-1],
+        "test_top5": history.history["val_top5_accuracy"][-1],
+        "label_accuracy": figures["label_accuracy"],
+        "given_label_accuracy": float(1 - flipped.mean()),
+        "detection_auc": None if math.isnan(figures["detection_auc"]) else figures["detection_auc"],
+        "epochs": recipe.epochs,
+        "train_seconds": round(seconds, 1),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    model.save(run_dir / "model.keras")
+    write_label_issues(run_dir / "label_issues.csv", noisy_labels, model)
+    return metrics
+
+
+def write_label_issues(path, given_labels, model):
+    """Writes every sample's given and corrected label, least likely clean first."""
+    clean_probability = model.clean_probability
+    corrected = model.soft_targets.argmax(axis=1)
+    order = np.argsort(clean_probability, kind="stable")
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["index", "given_label", "corrected_label", "clean_probability"])
+        for index in order:
+            writer.writerow([int(index), int(given_labels[index]), int(corrected[index]), f"{clean_probability[index]:.6f}"])

@@ -1,0 +1,197 @@
+"""The `keras-mixnn` command: list, show, run and the run directory it writes."""
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_mixnn.cli import main
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "recipes"
+BUNDLED = sorted(path.stem for path in RECIPES_DIR.glob("*.py") if not path.name.startswith("_"))
+# A short digits run that still reaches MixNN's mixing and its label correction.
+QUICK = ["--set", "epochs=4", "--set", "warmup_epochs=1", "--set", "correction_start=2"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, *words):
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for word in words:
+        assert word in lines[0]
+
+
+def test_list_prints_each_bundled_recipe_on_one_line():
+    result = invoke("list")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == BUNDLED
+    assert any("Table I reports MixNN 86.08" in line for line in lines if line.startswith("cifar10_sym80"))
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_show_resolves_every_bundled_recipe(name):
+    by_name = invoke("show", name)
+    by_path = invoke("show", RECIPES_DIR / f"{name}.py", "--set", "epochs=2", "--seed", "5")
+    assert by_name.exit_code == 0 and by_path.exit_code == 0
+    assert "epochs = 2  # --set" in by_path.output
+    assert "seed = 5  # --set" in by_path.output
+    assert by_name.output.count("\n") == by_path.output.count("\n")
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["show"], ["list"]])
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["show", "digits_sym40", "--set", "epoch=3"], ["Unknown recipe field 'epoch'", "epochs"]),
+        (["show", "digits_sym40", "--set", "noise_rate=2"], ["noise_rate must be in [0, 1]"]),
+        (["show", "no_such_recipe"], ["bundled: cifar100_asym40"]),
+        (["run", "missing.py"], ["no such recipe file"]),
+        (["run", "digits_sym40", "--data-dir", "."], ["digits", "--data-dir"]),
+        (["run", "cifar10_sym40", "--data-dir", "no/such/dir"], ["no/such/dir"]),
+    ],
+)
+def test_user_mistakes_give_one_line_and_a_non_zero_exit(args, words, tmp_path):
+    assert_one_line_error(invoke(*args, "--output", tmp_path / "run") if args[0] == "run" else invoke(*args), *words)
+
+
+def test_backend_must_match_a_keras_already_loaded(tmp_path):
+    other = next(name for name in ("tensorflow", "jax", "torch") if name != keras.backend.backend())
+    result = invoke("run", "digits_sym40", "--backend", other, "--output", tmp_path / "run")
+    assert_one_line_error(result, f"KERAS_BACKEND={other}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+    result = invoke("run", "digits_sym40", *QUICK, "--output", run_dir)
+    assert result.exit_code == 0, result.output
+    return run_dir, result.output
+
+
+def test_run_prints_progress_and_a_summary_per_epoch(digits_run):
+    _, output = digits_run
+    summaries = [line for line in output.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in summaries] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "clean" in summaries[-1] and "labels right" in summaries[-1] and "test acc" in summaries[-1]
+    assert "done: test_top1" in output
+
+
+def test_run_directory_holds_config_labels_history_and_metrics(digits_run):
+    run_dir, _ = digits_run
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"]["epochs"] == 4 and config["recipe"]["dataset"] == "digits"
+    assert config["run"]["backend"] == keras.backend.backend()
+    assert config["run"]["noise_rate_realised"] == pytest.approx(0.4, abs=0.001)
+    noisy = np.load(run_dir / "noisy_labels.npy")
+    assert noisy.shape == (config["run"]["training_samples"],)
+
+    with open(run_dir / "history.csv") as file:
+        history = list(csv.DictReader(file))
+    assert len(history) == 4
+    for column in ("loss", "accuracy", "val_accuracy", "val_top5_accuracy", "mixnn_clean_share", "label_accuracy", "detection_auc"):
+        assert column in history[0]
+    assert history[0]["detection_auc"] == "nan"  # Warm-up: nothing estimated yet.
+    assert 0.5 < float(history[-1]["detection_auc"]) <= 1.0
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_top1"] == pytest.approx(float(history[-1]["val_accuracy"]))
+    assert metrics["test_top1"] <= metrics["test_top5"] <= 1.0
+    assert metrics["given_label_accuracy"] == pytest.approx(1 - config["run"]["noise_rate_realised"])
+    assert metrics["label_accuracy"] == pytest.approx(float(history[-1]["label_accuracy"]))
+    assert metrics["detection_auc"] == pytest.approx(float(history[-1]["detection_auc"]))
+
+
+def test_run_saves_a_model_that_loads_with_its_mixnn_state(digits_run):
+    run_dir, _ = digits_run
+    model = keras.saving.load_model(run_dir / "model.keras")
+    rows = list(csv.DictReader(open(run_dir / "label_issues.csv")))
+    noisy = np.load(run_dir / "noisy_labels.npy")
+    assert len(rows) == len(noisy) == len(model.clean_probability)
+    probabilities = [float(row["clean_probability"]) for row in rows]
+    assert probabilities == sorted(probabilities)
+    for row in rows[:20]:
+        index = int(row["index"])
+        assert int(row["given_label"]) == noisy[index]
+        assert int(row["corrected_label"]) == model.soft_targets[index].argmax()
+        assert float(row["clean_probability"]) == pytest.approx(model.clean_probability[index], abs=1e-6)
+
+
+def test_an_existing_run_directory_is_never_overwritten_without_asking(digits_run, tmp_path):
+    run_dir, _ = digits_run
+    before = {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()}
+    assert_one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", run_dir), "already exists", "--overwrite")
+    assert {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()} == before
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    result = invoke("run", "digits_sym40", *QUICK, "--output", precious, "--overwrite")
+    assert_one_line_error(result, "not a keras-mixnn run directory")
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_overwrite_replaces_a_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["run", "digits_sym40", "--set", "epochs=1", "--output", run_dir]
+    assert invoke(*args).exit_code == 0
+    (run_dir / "stale.txt").write_text("from the first run")
+    assert invoke(*args, "--overwrite", "--set", "method=ce").exit_code == 0
+    assert not (run_dir / "stale.txt").exists()
+    assert json.loads((run_dir / "config.json").read_text())["recipe"]["method"] == "ce"
+
+
+def test_default_run_directories_are_numbered_not_overwritten(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert invoke("run", "digits_sym40", "--set", "epochs=1", "--set", "method=ce").exit_code == 0
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["digits_sym40", "digits_sym40-2"]
+
+
+def test_cifar_recipe_runs_from_an_npz_data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "tiny-cifar.npz"
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(48) % 10,
+        x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(16) % 10,
+    )
+    result = invoke(
+        "run", "cifar10_sym40", "--data-dir", npz, "--output", tmp_path / "run",
+        "--set", "backbone=cnn", "--set", "epochs=2", "--set", "warmup_epochs=1", "--set", "batch_size=16",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert str(npz) in config["run"]["data"]
+    assert config["recipe"]["augmentation"] == "crop_flip"
+
+
+def test_backend_option_picks_the_backend_of_a_fresh_process(tmp_path):
+    other = next(name for name in ("jax", "torch", "tensorflow") if name != keras.backend.backend())
+    environment = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    command = [sys.executable, "-c", "from keras_mixnn.cli import main; main()"]
+    args = ["run", "digits_sym40", "--backend", other, "--set", "epochs=1", "--output", str(tmp_path / "run")]
+    completed = subprocess.run(command + args, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["run"]["backend"] == other

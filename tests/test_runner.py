@@ -1,0 +1,124 @@
+"""What a recipe builds: its model, optimizer, schedule, augmentation and noise."""
+
+import math
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mixnn import runner
+from keras_mixnn.datasets import ClassificationData
+from keras_mixnn.recipe import Recipe, load_recipe
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "recipes"
+RECIPE_FILES = sorted(path for path in RECIPES_DIR.glob("*.py") if not path.name.startswith("_"))
+
+
+def synthetic_data(recipe, num_samples=8):
+    """A few random samples shaped like the recipe's dataset, with its class count."""
+    rng = np.random.default_rng(0)
+    if recipe.dataset == "digits":
+        x = rng.random((num_samples, 64), dtype=np.float32)
+        mean = std = None
+    else:
+        x = rng.integers(0, 256, (num_samples, 32, 32, 3), dtype=np.uint8)
+        mean, std = np.full(3, 120.0, np.float32), np.full(3, 60.0, np.float32)
+    y = np.arange(num_samples) % recipe.num_classes
+    names = tuple(str(label) for label in range(recipe.num_classes))
+    return ClassificationData(x, y, x, y, names, mean, std, "synthetic")
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda path: path.stem)
+def test_each_recipe_builds_its_backbone_and_trains_one_step(path):
+    # Warm-up 0, so the one step is a MixNN step: pass, neighbours, mixing.
+    recipe = load_recipe(path).replace(batch_size=4, warmup_epochs=0, correction_start=0)
+    data = synthetic_data(recipe)
+    model = runner.build_model(recipe, data, steps_per_epoch=1)
+    assert model.backbone.name == recipe.backbone
+    assert model.num_classes == recipe.num_classes
+    noisy, _ = runner.simulate_noise(recipe, data.y_train)
+    before = keras.ops.convert_to_numpy(model.backbone.trainable_weights[0])
+    history = model.fit(data.x_train, noisy, batch_size=4, epochs=1, steps_per_epoch=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = keras.ops.convert_to_numpy(model.backbone.trainable_weights[0])
+    assert not np.allclose(before, after)
+    assert model.neighbours.shape == (8, recipe.num_neighbours)
+
+
+def test_cosine_restarts_schedule_spans_the_recipe_range_every_period():
+    recipe = load_recipe(RECIPES_DIR / "cifar10_sym40.py")
+    optimizer = runner.build_optimizer(recipe, steps_per_epoch=100)
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert optimizer.momentum == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(1e-3)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    rate = lambda step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
+    assert rate(0) == pytest.approx(0.02)
+    assert rate(500) == pytest.approx((0.02 + 0.001) / 2, rel=1e-3)
+    assert rate(999) == pytest.approx(0.001, rel=1e-2)
+    assert rate(1000) == pytest.approx(0.02)  # Restart after 10 epochs.
+    assert rate(2500) == pytest.approx(rate(500), rel=1e-4)
+
+
+def test_constant_adam_for_the_digits_recipe():
+    optimizer = runner.build_optimizer(load_recipe(RECIPES_DIR / "digits_sym40.py"), steps_per_epoch=23)
+    assert isinstance(optimizer, keras.optimizers.Adam)
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1e-3)
+    assert optimizer.weight_decay is None
+
+
+def test_crop_flip_pads_crops_and_flips_with_the_seed():
+    recipe = Recipe(dataset="cifar10", backbone="cnn", augmentation="crop_flip", seed=3)
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3)).astype("float32")
+    first = keras.ops.convert_to_numpy(runner.build_augmentation(recipe, (32, 32, 3))(images, training=True))
+    again = keras.ops.convert_to_numpy(runner.build_augmentation(recipe, (32, 32, 3))(images, training=True))
+    assert first.shape == images.shape
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, images)
+    assert runner.build_augmentation(Recipe(), (64,)) is None
+
+
+@pytest.mark.parametrize(
+    "changes, expected_rate",
+    [
+        ({"noise": "none"}, 0.0),
+        ({"noise": "symmetric", "noise_rate": 0.6}, 0.6),
+        ({"noise": "asymmetric", "noise_rate": 0.4, "asymmetric_mapping": "cifar10"}, 0.4 * 5 / 10),
+    ],
+)
+def test_simulated_noise_follows_the_recipe_and_its_seed(changes, expected_rate):
+    labels = np.repeat(np.arange(10), 100)
+    recipe = Recipe(**changes)
+    noisy, flipped = runner.simulate_noise(recipe, labels)
+    np.testing.assert_array_equal(flipped, noisy != labels)
+    assert flipped.mean() == pytest.approx(expected_rate)
+    np.testing.assert_array_equal(runner.simulate_noise(recipe, labels)[0], noisy)
+    if recipe.noise != "none":
+        assert not np.array_equal(runner.simulate_noise(recipe.replace(seed=1), labels)[0], noisy)
+
+
+def test_check_run_dir_accepts_new_and_empty_directories_and_refuses_files(tmp_path):
+    runner.check_run_dir(tmp_path / "new", overwrite=False)
+    runner.check_run_dir(tmp_path, overwrite=False)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        runner.check_run_dir(tmp_path / "file", overwrite=True)
+
+
+def test_next_free_dir_numbers_taken_names(tmp_path):
+    assert runner.next_free_dir(tmp_path / "run") == tmp_path / "run"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run-2").mkdir()
+    assert runner.next_free_dir(tmp_path / "run") == tmp_path / "run-3"
+
+
+def test_label_figures_are_nan_until_clean_probability_is_estimated():
+    class Stub:
+        clean_probability = np.ones(4)
+        soft_targets = np.eye(4)
+
+    figures = runner.label_figures(Stub(), np.array([0, 1, 2, 0]), np.array([False, False, False, True]))
+    assert figures["label_accuracy"] == pytest.approx(0.75)
+    assert math.isnan(figures["detection_auc"])
+    Stub.clean_probability = np.array([0.9, 0.8, 0.7, 0.1])
+    assert runner.label_figures(Stub(), np.arange(4), np.array([False, False, False, True]))["detection_auc"] == 1.0
