@@ -75,8 +75,7 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
     click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
     record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
     metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, record=record)
-    summary = ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if isinstance(value, float))
-    click.echo(f"done: {summary}; written to {run_dir}")
+    click.echo(f"done in {metrics['train_seconds']:.0f} s: {_summary(metrics)}; written to {run_dir}")
 
 
 @main.command()
@@ -109,6 +108,17 @@ def list_recipes():
     width = max(len(name) for name in recipes)
     for name, path in recipes.items():
         click.echo(f"{name:<{width}}  {recipe_lib.describe(path)}")
+
+
+def _summary(metrics):
+    parts = [
+        f"test top-1 {metrics['test_top1']:.3f}",
+        f"top-5 {metrics['test_top5']:.3f}",
+        f"training labels right {metrics['label_accuracy']:.3f} (given {metrics['given_label_accuracy']:.3f})",
+    ]
+    if metrics["detection_auc"] is not None:
+        parts.append(f"detection AUC {metrics['detection_auc']:.3f}")
+    return ", ".join(parts)
 
 
 def _resolve(recipe_name, assignments, seed):
