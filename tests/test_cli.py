@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from keras_mixnn.cli import main
+from keras_mixnn_cli import main
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "recipes"
 BUNDLED = sorted(path.stem for path in RECIPES_DIR.glob("*.py") if not path.name.startswith("_"))
@@ -187,10 +187,26 @@ def test_cifar_recipe_runs_from_an_npz_data_dir(tmp_path):
     assert config["recipe"]["augmentation"] == "crop_flip"
 
 
+def test_importing_the_command_does_not_import_keras():
+    code = "import sys, keras_mixnn_cli; sys.exit('keras' in sys.modules or 'keras_mixnn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_saved_run_model_loads_in_a_fresh_process_after_importing_the_package(digits_run):
+    run_dir, _ = digits_run
+    code = (
+        "import sys, keras_mixnn, keras; "
+        "model = keras.saving.load_model(sys.argv[1]); "
+        "assert type(model).__name__ == 'MixNNModel' and model.soft_targets.shape[1] == 10"
+    )
+    completed = subprocess.run([sys.executable, "-c", code, str(run_dir / "model.keras")], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
 def test_backend_option_picks_the_backend_of_a_fresh_process(tmp_path):
     other = next(name for name in ("jax", "torch", "tensorflow") if name != keras.backend.backend())
     environment = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    command = [sys.executable, "-c", "from keras_mixnn.cli import main; main()"]
+    command = [sys.executable, "-c", "from keras_mixnn_cli import main; main()"]
     args = ["run", "digits_sym40", "--backend", other, "--set", "epochs=1", "--output", str(tmp_path / "run")]
     completed = subprocess.run(command + args, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]

@@ -1,7 +1,8 @@
 """`keras-mixnn`: run, show and list recipes from the command line.
 
-Keras is imported only after `--backend` has set `KERAS_BACKEND`, so this
-module imports nothing that loads it.
+Importing `keras_mixnn` imports Keras, which reads `KERAS_BACKEND` once; so
+this module sits outside the package and imports it only inside the commands,
+after `--backend` has set `KERAS_BACKEND`.
 """
 
 import importlib.resources
@@ -11,15 +12,12 @@ import sys
 
 import click
 
-from keras_mixnn import __version__
-from keras_mixnn import recipe as recipe_lib
-
 BACKENDS = ("tensorflow", "jax", "torch")
 _BUNDLED_PACKAGE = "keras_mixnn.bundled_recipes"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="keras-mixnn")
+@click.version_option(package_name="keras-mixnn", prog_name="keras-mixnn")
 def main():
     """Train classifiers on noisy labels with MixNN, from recipe files.
 
@@ -28,6 +26,7 @@ def main():
       keras-mixnn list
       keras-mixnn run recipes/digits_sym40.py --set epochs=20
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _set_option(function):
@@ -89,6 +88,8 @@ def show(recipe_name, assignments, seed):
     Example:
       keras-mixnn show recipes/cifar100_sym80.py --set backbone=cnn --set epochs=3
     """
+    from keras_mixnn import recipe as recipe_lib
+
     path, recipe = _resolve(recipe_name, assignments, seed)
     click.echo(f"# {path}: {recipe_lib.describe(path)}")
     changed = _changed(assignments, seed)
@@ -104,6 +105,8 @@ def list_recipes():
     Example:
       keras-mixnn list
     """
+    from keras_mixnn import recipe as recipe_lib
+
     recipes = _bundled_recipes()
     width = max(len(name) for name in recipes)
     for name, path in recipes.items():
@@ -122,6 +125,8 @@ def _summary(metrics):
 
 
 def _resolve(recipe_name, assignments, seed):
+    from keras_mixnn import recipe as recipe_lib
+
     try:
         path = _recipe_path(recipe_name)
         recipe = recipe_lib.apply_overrides(recipe_lib.load_recipe(path), assignments)
@@ -154,7 +159,6 @@ def _bundled_recipes():
 
 
 def _select_backend(backend):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend is None:
         return
     if "keras" in sys.modules:
