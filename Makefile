@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   install into .venv and run CE against MixNN on noisy digits
+#   make demo   install into .venv and run the bundled digits recipe (40% wrong labels)
 #   make test   install into .venv and run the tests under TensorFlow, JAX and PyTorch
 PYTHON ?= python3
 VENV := .venv
@@ -18,7 +18,7 @@ $(VENV)/installed: pyproject.toml
 install: $(VENV)/installed
 
 demo: $(VENV)/installed
-	$(VENV)/bin/python examples/digits_noisy_labels.py
+	$(VENV)/bin/keras-mixnn run recipes/digits_sym40.py
 
 test: $(VENV)/installed
 	@status=0; for backend in $(BACKENDS); do \

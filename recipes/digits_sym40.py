@@ -1,8 +1,8 @@
-"""Digits, 40% symmetric noise: the embedded default, no download, about a minute on 2 CPU cores."""
+"""Digits, 40% symmetric noise: the embedded default, no download, under a minute on 2 CPU cores."""
 
 # scikit-learn's 8x8 digits (1,437 training and 360 test samples, split with the seed),
-# 40% of the training labels moved to another class. The same setting as `make demo`'s
-# comparison script: a 64-256-256-10 MLP, Adam at 1e-3, batch 64, 60 epochs,
+# 40% of the training labels moved to another class; `make demo` runs this file.
+# The setting of examples/digits_noisy_labels.py: a 64-256-256-10 MLP, Adam at 1e-3, batch 64, 60 epochs,
 # 10 warm-up epochs and label correction from epoch 20.
 # Try --set method=ce for plain cross-entropy, or --set noise_rate=0.8.
 from keras_mixnn.recipe import Recipe
