@@ -55,7 +55,8 @@ def test_official_cifar10_batches_load_as_nhwc(tmp_path, nested):
     assert "official python batches" in data.source
     pixels = data.x_train.reshape(-1, 3).astype(np.float64)
     np.testing.assert_allclose(data.mean, pixels.mean(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(data.std, pixels.std(axis=0), rtol=1e-4)
+    # Green is constant in these fake batches: it is divided by 1, not 0.
+    np.testing.assert_allclose(data.std, np.where(pixels.std(axis=0) == 0, 1, pixels.std(axis=0)), rtol=1e-4)
 
 
 def test_official_cifar100_batches_use_fine_labels(tmp_path):
@@ -118,6 +119,56 @@ def test_missing_or_corrupt_data_names_the_path_and_the_layout(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="is not a readable .npz"):
         datasets.load("cifar10", data_dir=tmp_path / "x.npz")
+
+
+def corrupt_member(path):
+    """Flips one byte inside the first member of a zip archive, so its CRC check fails."""
+    raw = bytearray(path.read_bytes())
+    raw[200] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda path: (write_npz(path), corrupt_member(path)), "could not read its arrays"),
+        (lambda path: write_npz(path, class_names=np.array("one")), "could not read its arrays"),
+        (lambda path: write_npz(path, y_train=np.array([object()] * 6)), "could not read its arrays"),
+        (lambda path: np.save(open(path, "wb"), np.zeros(3)), "holds a single array"),
+    ],
+)
+def test_npz_that_fails_while_reading_gives_a_one_line_error(tmp_path, make, words):
+    path = tmp_path / "bad.npz"
+    make(path)
+    with pytest.raises(ValueError, match=words) as error:
+        datasets.load("cifar10", data_dir=path)
+    assert "bad.npz" in str(error.value) and "x_train y_train x_test y_test" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [np.full((2, 3072), 300, dtype=np.int64), np.zeros((2, 3, 1024), dtype=np.uint8), np.zeros((2, 100), dtype=np.uint8)],
+)
+def test_batches_with_wrong_pixel_rows_name_the_file(tmp_path, data):
+    write_official(tmp_path, "cifar10")
+    pickle.dump({b"data": data, b"labels": [0, 1]}, open(tmp_path / "data_batch_3", "wb"))
+    with pytest.raises(ValueError, match=r"data_batch_3: b'data' is .* expected \(N, 3072\) rows of 32x32x3 pixel values"):
+        datasets.load("cifar10", data_dir=tmp_path)
+
+
+def test_batches_meta_that_is_not_a_dict_names_the_file(tmp_path):
+    write_official(tmp_path, "cifar10")
+    pickle.dump(["class0"], open(tmp_path / "batches.meta", "wb"))
+    with pytest.raises(ValueError, match="batches.meta holds a list; expected the dict of class names"):
+        datasets.load("cifar10", data_dir=tmp_path)
+
+
+def test_a_constant_channel_normalises_by_one_not_zero(tmp_path):
+    write_npz(tmp_path / "flat.npz", x_train=np.full((6, 32, 32, 3), 7, dtype=np.uint8))
+    data = datasets.load("cifar10", data_dir=tmp_path / "flat.npz")
+    np.testing.assert_array_equal(data.mean, [7, 7, 7])
+    np.testing.assert_array_equal(data.std, [1, 1, 1])
 
 
 def test_cifar100_batches_are_not_read_as_cifar10(tmp_path):

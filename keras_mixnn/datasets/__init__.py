@@ -25,7 +25,8 @@ class ClassificationData:
         class_names: one name per class.
         mean: per-channel (last axis) mean of `x_train`, for the backbone's
             normalisation; `None` for no normalisation.
-        std: per-channel standard deviation, or `None`.
+        std: per-channel standard deviation (1 for a constant channel), or
+            `None`.
         source: one line saying where the data came from.
     """
 

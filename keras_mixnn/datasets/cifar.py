@@ -110,36 +110,49 @@ def _from_batches(layout, folder):
             raise ValueError(f"{folder / file} is not a readable CIFAR python batch ({type(error).__name__}).") from None
 
     def images_and_labels(files):
-        batches = [read(file) for file in files]
-        for file, batch in zip(files, batches):
+        images, labels = [], []
+        for file in files:
+            batch = read(file)
             if not isinstance(batch, dict) or b"data" not in batch or layout["label_key"] not in batch:
                 raise ValueError(f"{folder / file} lacks b'data' or {layout['label_key']!r}: not a {layout['title']} batch.")
-        data = np.concatenate([np.asarray(batch[b"data"], dtype=np.uint8) for batch in batches])
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise ValueError(f"{folder}: batch data has shape {data.shape}; expected (N, 3072) rows of 32x32x3 pixels.")
-        labels = np.concatenate([np.asarray(batch[layout["label_key"]]) for batch in batches])
-        return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+            data = np.asarray(batch[b"data"])
+            if data.ndim != 2 or data.shape[1] != 3072 or not _holds_pixels(data):
+                raise ValueError(
+                    f"{folder / file}: b'data' is {data.dtype} of shape {data.shape}; expected (N, 3072) rows of "
+                    "32x32x3 pixel values in 0..255."
+                )
+            images.append(data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[layout["label_key"]]))
+        return np.concatenate(images), np.concatenate(labels)
 
     x_train, y_train = images_and_labels(layout["train"])
     x_test, y_test = images_and_labels([layout["test"]])
     names = None
     if (folder / layout["meta"]).is_file():
         meta = read(layout["meta"])
+        if not isinstance(meta, dict):
+            raise ValueError(f"{folder / layout['meta']} holds a {type(meta).__name__}; expected the dict of class names.")
         names = [name.decode() if isinstance(name, bytes) else str(name) for name in meta.get(layout["names_key"], [])]
     return x_train, y_train, x_test, y_test, names or None, f"{folder} (official python batches)"
 
 
 def _from_npz(path):
+    expected = "expected an .npz with x_train y_train x_test y_test"
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
-        raise ValueError(f"{path} is not a readable .npz file ({type(error).__name__}).") from None
+        raise ValueError(f"{path} is not a readable .npz file ({type(error).__name__}); {expected}.") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array, not an archive; {expected}.")
     with archive:
         missing = [key for key in _NPZ_KEYS if key not in archive.files]
         if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)}; expected an .npz with x_train y_train x_test y_test.")
-        arrays = [archive[key] for key in _NPZ_KEYS]
-        names = [str(name) for name in archive["class_names"]] if "class_names" in archive.files else None
+            raise ValueError(f"{path} lacks {', '.join(missing)}; {expected}.")
+        try:
+            arrays = [archive[key] for key in _NPZ_KEYS]
+            names = [str(name) for name in archive["class_names"]] if "class_names" in archive.files else None
+        except Exception as error:
+            raise ValueError(f"{path}: could not read its arrays ({type(error).__name__}: {error}); {expected}.") from None
     return (*arrays, names, str(path))
 
 
@@ -169,4 +182,13 @@ def _channel_statistics(images):
         squares += np.square(chunk).sum(axis=0)
     count = len(images) * np.prod(images.shape[1:-1])
     mean = total / count
-    return mean.astype(np.float32), np.sqrt(squares / count - mean**2).astype(np.float32)
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    # A constant channel carries no signal; dividing it by 1 keeps it finite.
+    std[std < 1e-3] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _holds_pixels(data):
+    if data.dtype == np.uint8:
+        return True
+    return np.issubdtype(data.dtype, np.integer) and (data.size == 0 or (data.min() >= 0 and data.max() <= 255))
