@@ -73,7 +73,10 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
     data = _load_data(recipe, data_dir, run_dir, overwrite)
     click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
     record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
-    metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, record=record)
+    try:
+        metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, record=record)
+    except (ValueError, TypeError, OSError) as error:
+        raise _error(error) from None
     click.echo(f"done in {metrics['train_seconds']:.0f} s: {_summary(metrics)}; written to {run_dir}")
 
 
@@ -133,7 +136,7 @@ def _resolve(recipe_name, assignments, seed):
         if seed is not None:
             recipe = recipe.replace(seed=seed)
     except (ValueError, TypeError) as error:
-        raise click.ClickException(str(error)) from None
+        raise _error(error) from None
     return path, recipe
 
 
@@ -144,7 +147,7 @@ def _changed(assignments, seed):
 
 def _recipe_path(name):
     path = pathlib.Path(name)
-    if path.suffix == ".py" or path.exists():
+    if path.suffix == ".py" or path.is_file():
         return path
     recipes = _bundled_recipes()
     if name not in recipes:
@@ -156,6 +159,11 @@ def _bundled_recipes():
     folder = importlib.resources.files(_BUNDLED_PACKAGE)
     files = sorted(entry for entry in folder.iterdir() if entry.name.endswith(".py") and not entry.name.startswith("_"))
     return {pathlib.Path(entry.name).stem: pathlib.Path(str(entry)) for entry in files}
+
+
+def _error(error):
+    """A `ClickException` with the error's message on one line."""
+    return click.ClickException(" ".join(str(error).split()) or type(error).__name__)
 
 
 def _select_backend(backend):
@@ -178,4 +186,4 @@ def _load_data(recipe, data_dir, run_dir, overwrite):
         runner.check_run_dir(run_dir, overwrite=overwrite)
         return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed)
     except (ValueError, TypeError, OSError) as error:
-        raise click.ClickException(str(error)) from None
+        raise _error(error) from None

@@ -310,7 +310,7 @@ def load_recipe(path):
         spec.loader.exec_module(module)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{path}: {error}") from error
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise ValueError(f"{path} failed to load: {type(error).__name__}: {error}") from error
     recipe = getattr(module, "recipe", None)
     if not isinstance(recipe, Recipe):

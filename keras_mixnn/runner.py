@@ -19,7 +19,6 @@ import csv
 import json
 import math
 import pathlib
-import shutil
 import sys
 import time
 
@@ -34,6 +33,9 @@ from keras_mixnn.data import ArrayDataset
 from keras_mixnn.model import MixNNModel
 
 
+RUN_FILES = ("config.json", "noisy_labels.npy", "history.csv", "metrics.json", "model.keras", "label_issues.csv")
+
+
 def check_run_dir(path, *, overwrite):
     """Fails early if `path` cannot become a run directory; changes nothing.
 
@@ -42,21 +44,40 @@ def check_run_dir(path, *, overwrite):
         overwrite: an existing run directory may be replaced.
 
     Raises:
-        ValueError: `path` is a file, or a non-empty directory that is not
-            to be replaced, or one that is not a keras-mixnn run directory.
+        ValueError: `path` or one of its parents is a file, or `path` is a
+            non-empty directory that is not to be replaced, or one that is
+            not a keras-mixnn run directory.
     """
     path = pathlib.Path(path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{parent} is a file, so {path} cannot be made; choose another --output.")
+            break
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file; pass --output with a directory path.")
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not overwrite:
         raise ValueError(f"run directory {path} already exists; pass --overwrite to replace it or --output for another.")
-    if not (path / "config.json").is_file():
+    if not _holds_run_config(path):
         raise ValueError(
-            f"{path} is not empty and holds no config.json, so it is not a keras-mixnn run directory; "
+            f"{path} is not empty and holds no keras-mixnn config.json, so it is not a keras-mixnn run directory; "
             "refusing to replace it: choose another --output."
         )
+
+
+def _holds_run_config(path):
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"recipe", "run"} <= set(config)
+
+
+def _clear_run_files(run_dir):
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def next_free_dir(path):
@@ -236,7 +257,9 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     Args:
         recipe: a `Recipe`.
         run_dir: the run directory; checked with `check_run_dir`, then
-            (re)created.
+            created, or its run files (`RUN_FILES`) replaced; other files in
+            it stay. A run that fails before its first epoch ends removes
+            what it wrote.
         data: a `keras_mixnn.datasets.ClassificationData` with clean labels.
         verbose: `0` silent, `1` Keras' progress bar and one summary line
             per epoch, `2` the summary line only. Defaults to `1`.
@@ -249,27 +272,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     """
     run_dir = pathlib.Path(run_dir)
     check_run_dir(run_dir, overwrite=overwrite)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-
     noisy_labels, flipped = simulate_noise(recipe, data.y_train)
-    config = {
-        "recipe": recipe.to_dict(),
-        "run": {
-            **(record or {}),
-            "backend": keras.backend.backend(),
-            "keras": keras.__version__,
-            "keras_mixnn": keras_mixnn.__version__,
-            "data": data.source,
-            "training_samples": len(data.y_train),
-            "test_samples": len(data.y_test),
-            "noise_rate_realised": float(flipped.mean()),
-        },
-    }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    np.save(run_dir / "noisy_labels.npy", noisy_labels)
-
     dataset = ArrayDataset(
         data.x_train,
         noisy_labels,
@@ -280,24 +283,42 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     )
     steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(noisy_labels) / recipe.batch_size)
     model = build_model(recipe, data, steps_per_epoch=steps_per_epoch)
-    callbacks = [
-        MixNNCallback(**recipe.callback_options()),
-        LabelFigures(data.y_train, flipped),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-    ]
-    if verbose:
-        # Keras' own progress bar, placed first so the summary line follows it.
-        callbacks += [keras.callbacks.ProgbarLogger(), EpochSummary(recipe.epochs)] if verbose == 1 else [EpochSummary(recipe.epochs)]
-    start = time.perf_counter()
-    history = model.fit(
-        dataset,
-        epochs=recipe.epochs,
-        steps_per_epoch=recipe.steps_per_epoch,
-        validation_data=(data.x_test, data.y_test),
-        callbacks=callbacks,
-        verbose=1 if verbose == 1 else 0,
-    )
-    seconds = time.perf_counter() - start
+
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Only the run's own files are replaced; anything else in the directory stays.
+    _clear_run_files(run_dir)
+    finished_epochs = []
+    try:
+        _write_config(run_dir, recipe, data, flipped, record)
+        np.save(run_dir / "noisy_labels.npy", noisy_labels)
+        callbacks = [
+            MixNNCallback(**recipe.callback_options()),
+            LabelFigures(data.y_train, flipped),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+            keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),
+        ]
+        if verbose:
+            # Keras' own progress bar, placed first so the summary line follows it.
+            callbacks += [keras.callbacks.ProgbarLogger()] if verbose == 1 else []
+            callbacks.append(EpochSummary(recipe.epochs))
+        start = time.perf_counter()
+        history = model.fit(
+            dataset,
+            epochs=recipe.epochs,
+            steps_per_epoch=recipe.steps_per_epoch,
+            validation_data=(data.x_test, data.y_test),
+            callbacks=callbacks,
+            verbose=1 if verbose == 1 else 0,
+        )
+        seconds = time.perf_counter() - start
+    except BaseException:
+        # A run that fails before its first epoch leaves nothing behind, so the retry can use the same directory.
+        if not finished_epochs:
+            _clear_run_files(run_dir)
+            if created and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
 
     figures = label_figures(model, data.y_train, flipped)
     metrics = {
@@ -313,6 +334,23 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     model.save(run_dir / "model.keras")
     write_label_issues(run_dir / "label_issues.csv", noisy_labels, model)
     return metrics
+
+
+def _write_config(run_dir, recipe, data, flipped, record):
+    config = {
+        "recipe": recipe.to_dict(),
+        "run": {
+            **(record or {}),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "keras_mixnn": keras_mixnn.__version__,
+            "data": data.source,
+            "training_samples": len(data.y_train),
+            "test_samples": len(data.y_test),
+            "noise_rate_realised": float(flipped.mean()),
+        },
+    }
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 def write_label_issues(path, given_labels, model):

@@ -154,10 +154,43 @@ def test_overwrite_replaces_a_run_directory(tmp_path):
     run_dir = tmp_path / "run"
     args = ["run", "digits_sym40", "--set", "epochs=1", "--output", run_dir]
     assert invoke(*args).exit_code == 0
-    (run_dir / "stale.txt").write_text("from the first run")
+    (run_dir / "notes.txt").write_text("the user's own notes")
     assert invoke(*args, "--overwrite", "--set", "method=ce").exit_code == 0
-    assert not (run_dir / "stale.txt").exists()
     assert json.loads((run_dir / "config.json").read_text())["recipe"]["method"] == "ce"
+    assert json.loads((run_dir / "metrics.json").read_text())["detection_auc"] is None  # CE: no P(clean).
+    assert (run_dir / "notes.txt").read_text() == "the user's own notes"
+
+
+def test_overwrite_refuses_a_directory_whose_config_json_is_not_a_run_config(tmp_path):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "config.json").write_text("{}")
+    (project / "src" / "main.py").write_text("code")
+    result = invoke("run", "digits_sym40", "--set", "epochs=1", "--output", project, "--overwrite")
+    assert_one_line_error(result, "not a keras-mixnn run directory")
+    assert (project / "src" / "main.py").read_text() == "code"
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    result = invoke("run", "digits_sym40", "--set", "epochs=1", "--set", "num_neighbours=5000", "--output", run_dir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: num_neighbours=5000 needs more than 5000")
+    assert not run_dir.exists()
+    assert invoke("run", "digits_sym40", "--set", "epochs=1", "--output", run_dir).exit_code == 0
+
+
+def test_an_output_under_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = invoke("run", "digits_sym40", "--output", tmp_path / "afile" / "run")
+    assert_one_line_error(result, "afile is a file")
+
+
+def test_a_folder_named_like_a_bundled_recipe_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits_sym40").mkdir()
+    result = invoke("show", "digits_sym40")
+    assert result.exit_code == 0 and "dataset = 'digits'" in result.output
 
 
 def test_default_run_directories_are_numbered_not_overwritten(tmp_path, monkeypatch):

@@ -150,6 +150,10 @@ def test_load_recipe_errors_name_the_file(tmp_path):
     broken.write_text("recipe = (\n")
     with pytest.raises(ValueError, match="broken.py failed to load: SyntaxError"):
         load_recipe(broken)
+    exiting = tmp_path / "exiting.py"
+    exiting.write_text("import sys\nsys.exit(3)\n")
+    with pytest.raises(ValueError, match="exiting.py failed to load: SystemExit"):
+        load_recipe(exiting)
 
 
 def test_a_recipe_file_runs_in_its_own_namespace(tmp_path):

@@ -105,6 +105,24 @@ def test_check_run_dir_accepts_new_and_empty_directories_and_refuses_files(tmp_p
         runner.check_run_dir(tmp_path / "file", overwrite=True)
 
 
+def test_check_run_dir_refuses_a_path_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="file is a file, so .* cannot be made"):
+        runner.check_run_dir(tmp_path / "file" / "deeper" / "run", overwrite=False)
+
+
+def test_a_failed_start_keeps_what_the_user_put_in_the_run_directory(tmp_path):
+    recipe = Recipe(epochs=1, num_neighbours=5000)
+    data = synthetic_data(recipe, num_samples=16)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"recipe": {}, "run": {}}')  # An earlier run's.
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="num_neighbours"):
+        runner.run(recipe, run_dir, data, verbose=0, overwrite=True)
+    assert [path.name for path in run_dir.iterdir()] == ["notes.txt"]
+
+
 def test_next_free_dir_numbers_taken_names(tmp_path):
     assert runner.next_free_dir(tmp_path / "run") == tmp_path / "run"
     (tmp_path / "run").mkdir()
