@@ -24,6 +24,8 @@ import numpy as np
 
 from keras_mixnn import _validation
 
+SAMPLING = ("shuffle", "balanced")
+
 
 class MixNNDataset(keras.utils.PyDataset):
     """Base class of the datasets `MixNNModel.fit` trains on.
@@ -38,14 +40,20 @@ class MixNNDataset(keras.utils.PyDataset):
         num_neighbours: K.
         seed: seed of the per-epoch shuffle; `None` takes the model's seed
             when `MixNNModel.fit` receives the dataset. Defaults to `None`.
+        sampling: `"shuffle"` serves every sample once per pass, in an order
+            drawn from the seed; `"balanced"` draws each epoch's samples
+            anew with every (given) label equally often, as the paper's
+            Clothing1M epochs of 2,000 class-balanced batches. Defaults to
+            `"shuffle"`.
         **kwargs: `workers`, `use_multiprocessing`, `max_queue_size`.
     """
 
-    def __init__(self, *, batch_size, num_neighbours, seed=None, **kwargs):
+    def __init__(self, *, batch_size, num_neighbours, seed=None, sampling="shuffle", **kwargs):
         super().__init__(**kwargs)
         self.batch_size = _validation.check_int("batch_size", batch_size, minimum=1)
         self.num_neighbours = _validation.check_int("num_neighbours", num_neighbours, minimum=1)
         self.seed = seed
+        self.sampling = _validation.check_choice("sampling", sampling, SAMPLING)
         # Set by `MixNNModel.fit(steps_per_epoch=...)`: epochs shorter (or
         # longer) than one pass over the data continue where the last ended.
         self.steps_per_epoch = None
@@ -109,9 +117,22 @@ class MixNNDataset(keras.utils.PyDataset):
         form one pass over all samples in an order drawn from `(seed, pass)`.
         With one pass per epoch, pass = epoch.
         """
+        if self.sampling == "balanced":
+            position = batch % self.num_batches
+            order = self._balanced_order()
+            return order[position * self.batch_size : (position + 1) * self.batch_size]
         data_pass, position = divmod(self._epoch * self.num_batches + batch, self.batches_per_pass)
         order = _pass_order(self.seed or 0, data_pass, self.num_samples)
         return order[position * self.batch_size : (position + 1) * self.batch_size]
+
+    def _balanced_order(self):
+        """This epoch's class-balanced draw of `num_batches * batch_size` samples."""
+        key = (self.seed or 0, self._epoch, self.num_batches)
+        cached = getattr(self, "_balanced_cache", None)
+        if cached is None or cached[0] != key:
+            order = balanced_order(self.labels, self.num_batches * self.batch_size, seed=key[0], epoch=key[1])
+            cached = self._balanced_cache = (key, order)
+        return cached[1]
 
     def _readable_samples(self, batch):
         """Positions and inputs of the batch's readable samples.
@@ -153,6 +174,8 @@ class ArrayDataset(MixNNDataset):
         num_neighbours: K. Defaults to `1`.
         seed: seed of the per-epoch shuffle; `None` takes the model's seed.
             Defaults to `None`.
+        **kwargs: `sampling`, `workers`, `use_multiprocessing`,
+            `max_queue_size`, as for `MixNNDataset`.
     """
 
     def __init__(self, x, y, *, batch_size=32, num_neighbours=1, seed=None, **kwargs):
@@ -186,6 +209,33 @@ class ArrayDataset(MixNNDataset):
 
     def _load(self, indices):
         return self.x[indices]
+
+
+def balanced_order(labels, size, *, seed, epoch):
+    """`size` sample positions with every label equally often (up to one), shuffled.
+
+    Each class's samples are drawn in a random order, without repeats until
+    the class is used up (then it starts a new random round), from
+    `(seed, epoch)` alone.
+
+    Args:
+        labels: `(N,)` given labels.
+        size: number of positions to draw.
+        seed: the seed.
+        epoch: the epoch, so each epoch draws anew.
+
+    Returns:
+        `(size,)` int64 positions.
+    """
+    rng = np.random.default_rng([seed, epoch, 1])
+    classes = np.unique(labels)
+    per_class = math.ceil(size / len(classes))
+    drawn = []
+    for label in classes:
+        members = np.flatnonzero(labels == label)
+        rounds = math.ceil(per_class / len(members))
+        drawn.append(np.concatenate([rng.permutation(members) for _ in range(rounds)])[:per_class])
+    return rng.permutation(np.concatenate(drawn))[:size].astype(np.int64)
 
 
 @functools.lru_cache(maxsize=4)

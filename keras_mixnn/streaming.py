@@ -60,6 +60,8 @@ class LoaderDataset(MixNNDataset):
         num_neighbours: K. Defaults to `1`.
         seed: seed of the per-epoch shuffle; `None` takes the model's seed.
             Defaults to `None`.
+        sampling: `"shuffle"` or `"balanced"` (class-balanced epochs), as
+            for `MixNNDataset`. Defaults to `"shuffle"`.
         on_bad_file: `"raise"` stops at the first unreadable sample;
             `"skip"` leaves unreadable samples out. Defaults to `"raise"`.
         workers: threads or processes loading batches in parallel, as for
@@ -87,6 +89,7 @@ class LoaderDataset(MixNNDataset):
         batch_size=32,
         num_neighbours=1,
         seed=None,
+        sampling="shuffle",
         on_bad_file="raise",
         workers=1,
         use_multiprocessing=False,
@@ -96,6 +99,7 @@ class LoaderDataset(MixNNDataset):
             batch_size=batch_size,
             num_neighbours=num_neighbours,
             seed=seed,
+            sampling=sampling,
             workers=workers,
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
@@ -226,7 +230,7 @@ class ImageFileDataset(LoaderDataset):
             all. Defaults to `None`.
         color_mode: `"rgb"` (3 channels), `"rgba"` (4) or `"grayscale"`
             (1). Defaults to `"rgb"`.
-        batch_size, num_neighbours, seed, on_bad_file, workers,
+        batch_size, num_neighbours, seed, sampling, on_bad_file, workers,
             use_multiprocessing, max_queue_size: as for `LoaderDataset`.
 
     Example:
@@ -251,6 +255,7 @@ class ImageFileDataset(LoaderDataset):
         batch_size=32,
         num_neighbours=1,
         seed=None,
+        sampling="shuffle",
         on_bad_file="raise",
         workers=1,
         use_multiprocessing=False,
@@ -271,6 +276,7 @@ class ImageFileDataset(LoaderDataset):
             batch_size=batch_size,
             num_neighbours=num_neighbours,
             seed=seed,
+            sampling=sampling,
             on_bad_file=on_bad_file,
             workers=workers,
             use_multiprocessing=use_multiprocessing,
@@ -360,6 +366,50 @@ class InferenceStream(keras.utils.PyDataset):
         stop = min(start + self.batch_size, self.num_samples)
         index = np.arange(start, stop) if self.indices is None else self.indices[start:stop]
         return (self.dataset._load(index),)
+
+
+class EvaluationStream(keras.utils.PyDataset):
+    """`(images, labels)` batches of image files, in order, for evaluation.
+
+    Pass it as `fit(validation_data=...)` or to `evaluate`.
+
+    Args:
+        paths: one image file path per sample.
+        labels: `(N,)` integer class ids, one per path.
+        image_size: `(height, width)` every image is resized to, or `None`.
+        batch_size: images per batch. Defaults to `32`.
+        on_bad_file: `"raise"` stops at an unreadable image; `"skip"`
+            leaves it out of its batch. Defaults to `"raise"`.
+        workers: threads loading batches. Defaults to `1`.
+    """
+
+    def __init__(self, paths, labels, *, image_size, batch_size=32, on_bad_file="raise", workers=1):
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.loader = ImageLoader(paths, image_size=image_size)
+        self.labels = _check_labels(labels)
+        if len(self.labels) != len(self.loader):
+            raise ValueError(f"Got {len(self.loader)} paths but {len(self.labels)} labels; pass one label per path.")
+        self.batch_size = _validation.check_int("batch_size", batch_size, minimum=1)
+        self.on_bad_file = _validation.check_choice("on_bad_file", on_bad_file, ON_BAD_FILE)
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, batch):
+        rows, images = [], []
+        for i in range(batch * self.batch_size, min((batch + 1) * self.batch_size, len(self.labels))):
+            try:
+                images.append(self.loader(i))
+                rows.append(i)
+            except (OSError, ValueError) as error:
+                if self.on_bad_file == "raise":
+                    raise ValueError(
+                        f"Cannot read evaluation image {self.loader.path(i)!r}: {error}. Fix or remove it, or pass "
+                        "on_bad_file='skip' to evaluate without the images that cannot be read."
+                    ) from error
+        if not images:
+            raise ValueError(f"No image of evaluation batch {batch} can be read, e.g. {self.loader.path(i)!r}.")
+        return np.stack(images), self.labels[rows].astype(np.int32)
 
 
 class _UnreadableSamples:

@@ -82,3 +82,28 @@ def test_short_epochs_continue_through_the_data_one_pass_at_a_time():
     data.steps_per_epoch = None
     data.begin_epoch(1)
     np.testing.assert_array_equal(np.concatenate([data[b][0]["index"] for b in range(3)]), second_pass)
+
+
+def balanced_epoch(data, epoch):
+    data.begin_epoch(epoch)
+    return np.concatenate([data[batch][0]["index"] for batch in range(len(data))])
+
+
+def test_balanced_sampling_draws_every_given_label_equally_often_each_epoch():
+    labels = np.array([0] * 90 + [1] * 8 + [2] * 2)  # Very unequal classes.
+    data = ArrayDataset(np.zeros((100, 2)), labels, batch_size=6, sampling="balanced", seed=3)
+    data.steps_per_epoch = 5  # 30 samples an epoch: 10 of each label.
+    first = balanced_epoch(data, 0)
+    assert len(first) == 30
+    np.testing.assert_array_equal(np.bincount(labels[first], minlength=3), [10, 10, 10])
+    assert len(set(first[labels[first] == 0])) == 10  # The large class is drawn without repeats.
+    np.testing.assert_array_equal(balanced_epoch(data, 0), first)  # Same epoch, same batches.
+    assert not np.array_equal(balanced_epoch(data, 1), first)
+    other_seed = ArrayDataset(np.zeros((100, 2)), labels, batch_size=6, sampling="balanced", seed=4)
+    other_seed.steps_per_epoch = 5
+    assert not np.array_equal(balanced_epoch(other_seed, 0), first)
+
+
+def test_sampling_must_be_shuffle_or_balanced():
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        ArrayDataset(np.zeros((4, 2)), np.arange(4), sampling="stratified")
