@@ -118,10 +118,14 @@ def list_recipes():
 
 def _summary(metrics):
     parts = [
-        f"test top-1 {metrics['test_top1']:.3f}",
-        f"top-5 {metrics['test_top5']:.3f}",
-        f"training labels right {metrics['label_accuracy']:.3f} (given {metrics['given_label_accuracy']:.3f})",
+        f"{key[: -len('_top1')]} top-1 {value:.3f}, top-5 {metrics[key[: -len('_top1')] + '_top5']:.3f}"
+        for key, value in metrics.items()
+        if key.endswith("_top1")
     ]
+    if metrics["label_accuracy"] is not None:
+        parts.append(
+            f"training labels right {metrics['label_accuracy']:.3f} (given {metrics['given_label_accuracy']:.3f})"
+        )
     if metrics["detection_auc"] is not None:
         parts.append(f"detection AUC {metrics['detection_auc']:.3f}")
     return ", ".join(parts)
@@ -184,6 +188,6 @@ def _load_data(recipe, data_dir, run_dir, overwrite):
 
     try:
         runner.check_run_dir(run_dir, overwrite=overwrite)
-        return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed)
+        return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed, ilsvrc12_dir=recipe.ilsvrc12_dir)
     except (ValueError, TypeError, OSError) as error:
         raise _error(error) from None

@@ -72,7 +72,8 @@ def build(name, *, num_classes, input_shape, seed=0, mean=None, std=None):
         x = _cnn_features(x, seeds)
     else:
         x = _mlp_features(x, seeds)
-    outputs = keras.layers.Dense(num_classes, kernel_initializer=seeds.glorot(), name="logits")(x)
+    # Logits in float32 also under a mixed-precision policy, for a stable loss.
+    outputs = keras.layers.Dense(num_classes, kernel_initializer=seeds.glorot(), dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -22,13 +22,21 @@ import typing
 
 from keras_mixnn import _choices, _validation
 
-DATASETS = ("digits", "cifar10", "cifar100")
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+DATASETS = ("digits", "cifar10", "cifar100", "clothing1m", "webvision")
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "clothing1m": 14, "webvision": 50}
+# Their labels are noisy already: no noise is simulated on them.
+REAL_NOISE_DATASETS = ("clothing1m", "webvision")
 NOISE_TYPES = ("none", "symmetric", "asymmetric")
 ASYMMETRIC_MAPPINGS = {"cifar10": 10, "cifar100": 100, "cifar100-blocks": 100}
-BACKBONES = ("resnet34", "resnet18", "cnn", "mlp")
-IMAGE_BACKBONES = ("resnet34", "resnet18", "cnn")
-IMAGE_DATASETS = ("cifar10", "cifar100")
+BACKBONES = ("resnet34", "resnet18", "cnn", "mlp", "resnet50", "inception_resnet_v2")
+IMAGENET_BACKBONES = ("resnet50", "inception_resnet_v2")
+IMAGE_BACKBONES = ("resnet34", "resnet18", "cnn") + IMAGENET_BACKBONES
+# The smallest crop each ImageNet backbone takes.
+MIN_CROP = {"resnet50": 32, "inception_resnet_v2": 75}
+IMAGE_DATASETS = ("cifar10", "cifar100") + REAL_NOISE_DATASETS
+WEIGHTS = ("imagenet", "none")
+SAMPLING = ("shuffle", "balanced")
+ON_BAD_FILE = ("raise", "skip")
 AUGMENTATIONS = ("none", "crop_flip")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine_restarts")
@@ -44,8 +52,10 @@ class Recipe:
     docstrings. Every field is checked when the recipe is made.
 
     Args:
-        dataset: `"digits"` (scikit-learn's, no download), `"cifar10"` or
-            `"cifar100"`. Defaults to `"digits"`.
+        dataset: `"digits"` (scikit-learn's, no download), `"cifar10"`,
+            `"cifar100"`, or the real-noise `"clothing1m"` and `"webvision"`
+            (mini-WebVision; both read from `--data-dir`). Defaults to
+            `"digits"`.
         noise: label noise simulated on the training labels: `"none"`,
             `"symmetric"` (to other classes) or `"asymmetric"` (class
             flips). Defaults to `"symmetric"`.
@@ -57,17 +67,31 @@ class Recipe:
         asymmetric_mapping: `"cifar10"`, `"cifar100"` (next class in the
             super-class) or `"cifar100-blocks"` (the released code); `None`
             takes the dataset's own. Defaults to `None`.
+        ilsvrc12_dir: mini-WebVision's ILSVRC12 validation folder, when it
+            is not `ilsvrc12_val/` or `imagenet/val/` inside the data
+            folder. Defaults to `None`.
         backbone: `"resnet34"`, `"resnet18"` (CIFAR ResNets), `"cnn"` (small
-            and fast) or `"mlp"`. Defaults to `"mlp"`.
+            and fast), `"mlp"`, or `keras.applications`' `"resnet50"` and
+            `"inception_resnet_v2"`. Defaults to `"mlp"`.
+        weights: `"imagenet"` (the ImageNet backbones' pretrained weights,
+            when they can be had) or `"none"`. Defaults to `"none"`.
         augmentation: `"none"` or `"crop_flip"` (random crop after zero
             padding by `crop_padding`, and horizontal flip). Defaults to
             `"none"`.
         crop_padding: pixels of padding before the random crop. Defaults to
             `4`.
+        image_size: side image files are resized to when loaded (Clothing1M,
+            mini-WebVision). Defaults to `256`.
+        crop_size: side of the random training crop, and of the centre crop
+            the ImageNet backbones take at evaluation; `None` keeps the
+            images' size. Defaults to `None`.
         epochs: training epochs. Defaults to `60`.
         batch_size: samples per batch. Defaults to `64`.
         steps_per_epoch: batches per epoch; `None` is one pass over the data.
             Defaults to `None`.
+        sampling: `"shuffle"` (every sample once per pass) or `"balanced"`
+            (each epoch draws its samples with every given label equally
+            often). Defaults to `"shuffle"`.
         optimizer: `"sgd"` or `"adam"`. Defaults to `"adam"`.
         learning_rate: the (maximum) learning rate. Defaults to `0.001`.
         schedule: `"constant"` or `"cosine_restarts"` (cosine annealing from
@@ -79,9 +103,13 @@ class Recipe:
         weight_decay: the optimizer's weight decay. Defaults to `0.0`.
         seed: seed of every random choice of the run (noise, weights,
             shuffling, augmentation, MixNN). Defaults to `0`.
+        mixed_precision: train under Keras' `"mixed_float16"` policy (for
+            GPUs). Defaults to `False`.
         workers: loader workers of the training data. Defaults to `1`.
         use_multiprocessing: workers are processes, not threads. Defaults to
             `False`.
+        on_bad_file: `"raise"` stops at an image file that cannot be read;
+            `"skip"` trains and evaluates without it. Defaults to `"raise"`.
     """
 
     dataset: str = "digits"
@@ -89,12 +117,17 @@ class Recipe:
     noise_rate: float = 0.4
     noise_include_true_class: bool = False
     asymmetric_mapping: typing.Optional[str] = None
+    ilsvrc12_dir: typing.Optional[str] = None
     backbone: str = "mlp"
+    weights: str = "none"
     augmentation: str = "none"
     crop_padding: int = 4
+    image_size: int = 256
+    crop_size: typing.Optional[int] = None
     epochs: int = 60
     batch_size: int = 64
     steps_per_epoch: typing.Optional[int] = None
+    sampling: str = "shuffle"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "constant"
@@ -103,6 +136,7 @@ class Recipe:
     sgd_momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
+    mixed_precision: bool = False
     # MixNNModel
     method: str = "mixnn"
     num_neighbours: int = 1
@@ -128,6 +162,7 @@ class Recipe:
     # Loading
     workers: int = 1
     use_multiprocessing: bool = False
+    on_bad_file: str = "raise"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -140,6 +175,12 @@ class Recipe:
         if self.asymmetric_mapping is not None:
             check.check_choice("asymmetric_mapping", self.asymmetric_mapping, tuple(ASYMMETRIC_MAPPINGS))
         check.check_choice("backbone", self.backbone, BACKBONES)
+        check.check_choice("weights", self.weights, WEIGHTS)
+        check.check_int("image_size", self.image_size, minimum=8)
+        if self.crop_size is not None:
+            check.check_int("crop_size", self.crop_size, minimum=8)
+        check.check_choice("sampling", self.sampling, SAMPLING)
+        check.check_choice("on_bad_file", self.on_bad_file, ON_BAD_FILE)
         check.check_choice("augmentation", self.augmentation, AUGMENTATIONS)
         check.check_int("crop_padding", self.crop_padding, minimum=0)
         check.check_int("epochs", self.epochs, minimum=1)
@@ -185,6 +226,7 @@ class Recipe:
             )
         if self.augmentation == "crop_flip" and not images:
             raise ValueError(f"augmentation='crop_flip' needs images; dataset={self.dataset!r} holds feature vectors.")
+        self._check_image_options()
         if self.schedule == "cosine_restarts" and self.min_learning_rate > self.learning_rate:
             raise ValueError(
                 f"min_learning_rate ({self.min_learning_rate}) must not exceed learning_rate ({self.learning_rate})."
@@ -201,6 +243,37 @@ class Recipe:
                     f"asymmetric_mapping={mapping!r} is for {ASYMMETRIC_MAPPINGS[mapping]} classes but "
                     f"dataset={self.dataset!r} has {self.num_classes}."
                 )
+
+    def _check_image_options(self):
+        if self.dataset in REAL_NOISE_DATASETS and self.noise != "none":
+            raise ValueError(f"dataset={self.dataset!r} has noisy labels already; use noise='none'.")
+        if self.ilsvrc12_dir is not None and self.dataset != "webvision":
+            raise ValueError(f"ilsvrc12_dir is for dataset='webvision' only; received dataset={self.dataset!r}.")
+        if self.weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
+            raise ValueError(
+                f"weights='imagenet' needs backbone {' or '.join(map(repr, IMAGENET_BACKBONES))}; "
+                f"backbone={self.backbone!r} has no pretrained weights: use weights='none'."
+            )
+        side = self.image_side
+        if side is None or self.crop_size is None:
+            return
+        if self.crop_size > side:
+            raise ValueError(f"crop_size={self.crop_size} exceeds the {side}x{side} images; use at most {side}.")
+        if self.crop_size < side and self.backbone not in IMAGENET_BACKBONES:
+            raise ValueError(
+                f"crop_size={self.crop_size} below the {side}x{side} images needs a backbone that centre-crops at "
+                f"evaluation ({' or '.join(map(repr, IMAGENET_BACKBONES))}); backbone={self.backbone!r} takes "
+                "one input size: set crop_size=none."
+            )
+        if self.backbone in MIN_CROP and self.crop_size < MIN_CROP[self.backbone]:
+            raise ValueError(f"backbone={self.backbone!r} needs crop_size of at least {MIN_CROP[self.backbone]}.")
+
+    @property
+    def image_side(self):
+        """Side of the images as loaded: 32 for CIFAR, `image_size` for image files, `None` for digits."""
+        if self.dataset in REAL_NOISE_DATASETS:
+            return self.image_size
+        return 32 if self.dataset in IMAGE_DATASETS else None
 
     @property
     def num_classes(self):

@@ -27,10 +27,12 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 import keras_mixnn
-from keras_mixnn import architectures, noise
+from keras_mixnn import applications, architectures, noise
 from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.data import ArrayDataset
+from keras_mixnn.datasets import ImageFileData
 from keras_mixnn.model import MixNNModel
+from keras_mixnn.streaming import EvaluationStream, ImageFileDataset
 
 
 RUN_FILES = ("config.json", "noisy_labels.npy", "history.csv", "metrics.json", "model.keras", "label_issues.csv")
@@ -125,45 +127,77 @@ def build_model(recipe, data, *, steps_per_epoch):
     Args:
         recipe: a `Recipe`.
         data: a `keras_mixnn.datasets.ClassificationData` (its input shape,
-            class count and normalisation are used).
+            class count and normalisation are used) or `ImageFileData`.
         steps_per_epoch: training steps per epoch, which the learning-rate
             schedule counts in.
 
     Returns:
-        The compiled model.
+        `(model, note)`: the compiled model and one line on the weights it
+        starts from.
     """
     if data.num_classes != recipe.num_classes:
         raise ValueError(f"The data has {data.num_classes} classes but dataset={recipe.dataset!r} has {recipe.num_classes}.")
-    input_shape = data.x_train.shape[1:]
+    previous_policy = keras.config.dtype_policy()
+    if recipe.mixed_precision:
+        # Layers take the global policy when made; the model keeps it after it is restored.
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        backbone, note = build_backbone(recipe, data)
+        input_shape = _input_shape(recipe, data)
+        model = MixNNModel(backbone, augmentation=build_augmentation(recipe, input_shape), **recipe.model_options())
+        model.compile(
+            optimizer=build_optimizer(recipe, steps_per_epoch),
+            metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
+        )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    return model, note
+
+
+def build_backbone(recipe, data):
+    """The recipe's backbone and one line on its initial weights."""
+    if recipe.backbone in applications.APPLICATIONS:
+        return applications.build_application(
+            recipe.backbone,
+            num_classes=recipe.num_classes,
+            crop_size=recipe.crop_size or recipe.image_side,
+            weights=recipe.weights,
+            seed=recipe.seed,
+        )
+    mean, std = (None, None) if isinstance(data, ImageFileData) else (data.mean, data.std)
     backbone = architectures.build(
         recipe.backbone,
         num_classes=recipe.num_classes,
-        input_shape=input_shape,
+        input_shape=_input_shape(recipe, data),
         seed=recipe.seed,
-        mean=data.mean,
-        std=data.std,
+        mean=mean,
+        std=std,
     )
-    model = MixNNModel(backbone, augmentation=build_augmentation(recipe, input_shape), **recipe.model_options())
-    model.compile(
-        optimizer=build_optimizer(recipe, steps_per_epoch),
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy")],
-    )
-    return model
+    return backbone, f"{recipe.backbone}: random initialisation (seed {recipe.seed})"
+
+
+def _input_shape(recipe, data):
+    if isinstance(data, ImageFileData):
+        return (recipe.image_size, recipe.image_size, 3)
+    return data.x_train.shape[1:]
 
 
 def build_augmentation(recipe, input_shape):
-    """The recipe's training augmentation layer, or `None`."""
+    """The recipe's training augmentation layer, or `None`.
+
+    `"crop_flip"` zero-pads by `crop_padding`, crops `crop_size` (or the
+    input's own size) at random and flips horizontally.
+    """
     if recipe.augmentation == "none":
         return None
     height, width = input_shape[:2]
-    return keras.Sequential(
-        [
-            keras.layers.ZeroPadding2D(recipe.crop_padding),
-            keras.layers.RandomCrop(height, width, seed=recipe.seed),
-            keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1),
-        ],
-        name="crop_flip",
-    )
+    crop = (recipe.crop_size, recipe.crop_size) if recipe.crop_size else (height, width)
+    layers = [keras.layers.ZeroPadding2D(recipe.crop_padding)] if recipe.crop_padding else []
+    layers += [
+        keras.layers.RandomCrop(*crop, seed=recipe.seed),
+        keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1),
+    ]
+    return keras.Sequential(layers, name="crop_flip")
 
 
 def build_optimizer(recipe, steps_per_epoch):
@@ -231,10 +265,14 @@ class EpochSummary(keras.callbacks.Callback):
         ("detection_auc", "AUC", "{:.3f}"),
     )
 
-    def __init__(self, epochs, stream=None):
+    def __init__(self, epochs, stream=None, validation_name="test"):
         super().__init__()
         self.epochs = epochs
         self.stream = stream or sys.stdout
+        self.fields = tuple(
+            (key, f"{validation_name} acc" if key == "val_accuracy" else label, template)
+            for key, label, template in self._FIELDS
+        )
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
@@ -243,7 +281,7 @@ class EpochSummary(keras.callbacks.Callback):
         logs = logs or {}
         parts = [
             f"{label} {template.format(logs[key])}"
-            for key, label, template in self._FIELDS
+            for key, label, template in self.fields
             if key in logs and not math.isnan(float(logs[key]))
         ]
         # Counted from the last epoch's end, so MixNN's pass before the epoch is included.
@@ -272,17 +310,21 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     """
     run_dir = pathlib.Path(run_dir)
     check_run_dir(run_dir, overwrite=overwrite)
-    noisy_labels, flipped = simulate_noise(recipe, data.y_train)
-    dataset = ArrayDataset(
-        data.x_train,
-        noisy_labels,
-        batch_size=recipe.batch_size,
-        num_neighbours=recipe.num_neighbours,
-        workers=recipe.workers,
-        use_multiprocessing=recipe.use_multiprocessing,
-    )
-    steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(noisy_labels) / recipe.batch_size)
-    model = build_model(recipe, data, steps_per_epoch=steps_per_epoch)
+    files = isinstance(data, ImageFileData)
+    if files:
+        given_labels, flipped = data.train.labels, None  # Real noise: which labels are wrong is unknown.
+    else:
+        given_labels, flipped = simulate_noise(recipe, data.y_train)
+    dataset = training_dataset(recipe, data, given_labels)
+    steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(given_labels) / recipe.batch_size)
+    model, weights_note = build_model(recipe, data, steps_per_epoch=steps_per_epoch)
+    if files:
+        validation = data.validation and evaluation_stream(recipe, data.validation)
+        validation_name = data.validation.name if data.validation else None
+    else:
+        validation, validation_name = (data.x_test, data.y_test), "test"
+    if verbose:
+        print(weights_note, flush=True)
 
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -290,24 +332,24 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     _clear_run_files(run_dir)
     finished_epochs = []
     try:
-        _write_config(run_dir, recipe, data, flipped, record)
-        np.save(run_dir / "noisy_labels.npy", noisy_labels)
-        callbacks = [
-            MixNNCallback(**recipe.callback_options()),
-            LabelFigures(data.y_train, flipped),
+        _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
+        np.save(run_dir / "noisy_labels.npy", given_labels)
+        callbacks = [MixNNCallback(**recipe.callback_options())]
+        callbacks += [] if files else [LabelFigures(data.y_train, flipped)]
+        callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),
         ]
         if verbose:
             # Keras' own progress bar, placed first so the summary line follows it.
             callbacks += [keras.callbacks.ProgbarLogger()] if verbose == 1 else []
-            callbacks.append(EpochSummary(recipe.epochs))
+            callbacks.append(EpochSummary(recipe.epochs, validation_name=validation_name))
         start = time.perf_counter()
         history = model.fit(
             dataset,
             epochs=recipe.epochs,
             steps_per_epoch=recipe.steps_per_epoch,
-            validation_data=(data.x_test, data.y_test),
+            validation_data=validation,
             callbacks=callbacks,
             verbose=1 if verbose == 1 else 0,
         )
@@ -320,34 +362,71 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
                 run_dir.rmdir()
         raise
 
-    figures = label_figures(model, data.y_train, flipped)
-    metrics = {
-        "test_top1": history.history["val_accuracy"][-1],
-        "test_top5": history.history["val_top5_accuracy"][-1],
-        "label_accuracy": figures["label_accuracy"],
-        "given_label_accuracy": float(1 - flipped.mean()),
-        "detection_auc": None if math.isnan(figures["detection_auc"]) else figures["detection_auc"],
-        "epochs": recipe.epochs,
-        "train_seconds": round(seconds, 1),
-    }
+    if files:
+        metrics = {}
+        for split in data.evaluation:
+            results = model.evaluate(evaluation_stream(recipe, split), return_dict=True, verbose=0)
+            metrics.update({f"{split.name}_top1": results["accuracy"], f"{split.name}_top5": results["top5_accuracy"]})
+        metrics.update(label_accuracy=None, given_label_accuracy=None, detection_auc=None)
+    else:
+        figures = label_figures(model, data.y_train, flipped)
+        metrics = {
+            "test_top1": history.history["val_accuracy"][-1],
+            "test_top5": history.history["val_top5_accuracy"][-1],
+            "label_accuracy": figures["label_accuracy"],
+            "given_label_accuracy": float(1 - flipped.mean()),
+            "detection_auc": None if math.isnan(figures["detection_auc"]) else figures["detection_auc"],
+        }
+    metrics.update(epochs=recipe.epochs, train_seconds=round(seconds, 1))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model.save(run_dir / "model.keras")
-    write_label_issues(run_dir / "label_issues.csv", noisy_labels, model)
+    write_label_issues(run_dir / "label_issues.csv", given_labels, model)
     return metrics
 
 
+def training_dataset(recipe, data, labels):
+    """The `MixNNDataset` a recipe trains on: arrays, or image files streamed."""
+    options = dict(
+        batch_size=recipe.batch_size,
+        num_neighbours=recipe.num_neighbours,
+        sampling=recipe.sampling,
+        workers=recipe.workers,
+        use_multiprocessing=recipe.use_multiprocessing,
+    )
+    if isinstance(data, ImageFileData):
+        size = (recipe.image_size, recipe.image_size)
+        return ImageFileDataset(data.train.paths, labels, image_size=size, on_bad_file=recipe.on_bad_file, **options)
+    return ArrayDataset(data.x_train, labels, **options)
+
+
+def evaluation_stream(recipe, split):
+    """`(images, labels)` batches of an `ImageSplit`, loaded as for training."""
+    return EvaluationStream(
+        split.paths,
+        split.labels,
+        image_size=(recipe.image_size, recipe.image_size),
+        batch_size=recipe.inference_batch_size or recipe.batch_size,
+        on_bad_file=recipe.on_bad_file,
+        workers=recipe.workers,
+    )
+
+
 def _write_config(run_dir, recipe, data, flipped, record):
+    if isinstance(data, ImageFileData):
+        samples = {"training_samples": len(data.train.labels)}
+        samples.update({f"{split.name}_samples": len(split.labels) for split in data.evaluation})
+    else:
+        samples = {"training_samples": len(data.y_train), "test_samples": len(data.y_test)}
     config = {
         "recipe": recipe.to_dict(),
         "run": {
-            **(record or {}),
+            **record,
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
             "keras_mixnn": keras_mixnn.__version__,
             "data": data.source,
-            "training_samples": len(data.y_train),
-            "test_samples": len(data.y_test),
-            "noise_rate_realised": float(flipped.mean()),
+            **samples,
+            "noise_rate_realised": None if flipped is None else float(flipped.mean()),
         },
     }
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -244,3 +244,9 @@ def test_backend_option_picks_the_backend_of_a_fresh_process(tmp_path):
     completed = subprocess.run(command + args, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["run"]["backend"] == other
+
+
+def test_real_noise_recipes_without_data_dir_say_where_to_get_them(tmp_path):
+    result = invoke("run", "clothing1m", "--output", tmp_path / "run")
+    assert_one_line_error(result, "clothing1m cannot be downloaded automatically; pass --data-dir")
+    assert not (tmp_path / "run").exists()

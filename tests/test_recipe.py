@@ -55,6 +55,18 @@ def test_cifar_recipes_follow_section_6_1():
         assert {f"{dataset}_sym{rate}" for rate in (20, 40, 60, 80)} | {f"{dataset}_asym40"} <= names
 
 
+def test_real_noise_recipes_follow_section_6_2():
+    clothing = load_recipe(RECIPES_DIR / "clothing1m.py")
+    assert (clothing.backbone, clothing.weights, clothing.image_size, clothing.crop_size) == ("resnet50", "imagenet", 256, 224)
+    assert (clothing.batch_size, clothing.steps_per_epoch, clothing.sampling, clothing.epochs) == (64, 2000, "balanced", 200)
+    assert (clothing.learning_rate, clothing.min_learning_rate, clothing.weight_decay) == (0.02, 1e-4, 1e-3)
+    webvision = load_recipe(RECIPES_DIR / "webvision_mini.py")
+    assert (webvision.backbone, webvision.crop_size, webvision.batch_size) == ("inception_resnet_v2", 227, 32)
+    assert (webvision.learning_rate, webvision.min_learning_rate, webvision.weight_decay) == (0.01, 0.001, 5e-4)
+    assert (webvision.epochs, webvision.warmup_epochs, webvision.correction_start) == (300, 10, 60)
+    assert clothing.noise == webvision.noise == "none"
+
+
 def test_asymmetric_recipes_use_their_datasets_mapping():
     assert load_recipe(RECIPES_DIR / "cifar100_asym40.py").resolved_asymmetric_mapping == "cifar100"
     assert load_recipe(RECIPES_DIR / "cifar10_asym40.py").resolved_asymmetric_mapping == "cifar10"

@@ -9,10 +9,15 @@ import pytest
 
 from keras_mixnn import runner
 from keras_mixnn.datasets import ClassificationData
-from keras_mixnn.recipe import Recipe, load_recipe
+from keras_mixnn.recipe import REAL_NOISE_DATASETS, Recipe, load_recipe
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "recipes"
-RECIPE_FILES = sorted(path for path in RECIPES_DIR.glob("*.py") if not path.name.startswith("_"))
+# Recipes on arrays; those on image files (Clothing1M, WebVision) run in test_real_noise.py.
+RECIPE_FILES = sorted(
+    path
+    for path in RECIPES_DIR.glob("*.py")
+    if not path.name.startswith("_") and load_recipe(path).dataset not in REAL_NOISE_DATASETS
+)
 
 
 def synthetic_data(recipe, num_samples=8):
@@ -34,7 +39,7 @@ def test_each_recipe_builds_its_backbone_and_trains_one_step(path):
     # Warm-up 0, so the one step is a MixNN step: pass, neighbours, mixing.
     recipe = load_recipe(path).replace(batch_size=4, warmup_epochs=0, correction_start=0)
     data = synthetic_data(recipe)
-    model = runner.build_model(recipe, data, steps_per_epoch=1)
+    model, _ = runner.build_model(recipe, data, steps_per_epoch=1)
     assert model.backbone.name == recipe.backbone
     assert model.num_classes == recipe.num_classes
     noisy, _ = runner.simulate_noise(recipe, data.y_train)
@@ -140,3 +145,17 @@ def test_label_figures_are_nan_until_clean_probability_is_estimated():
     assert math.isnan(figures["detection_auc"])
     Stub.clean_probability = np.array([0.9, 0.8, 0.7, 0.1])
     assert runner.label_figures(Stub(), np.arange(4), np.array([False, False, False, True]))["detection_auc"] == 1.0
+
+
+def test_mixed_precision_trains_in_float16_with_float32_logits_and_restores_the_policy():
+    recipe = Recipe(dataset="cifar10", backbone="cnn", batch_size=4, warmup_epochs=0, correction_start=0,
+                    mixed_precision=True)  # fmt: skip
+    data = synthetic_data(recipe)
+    model, _ = runner.build_model(recipe, data, steps_per_epoch=2)
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.backbone.get_layer("logits").dtype_policy.name == "float32"
+    assert any(layer.dtype_policy.name == "mixed_float16" for layer in model.backbone.layers)
+    history = model.fit(data.x_train, data.y_train, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    logits = keras.ops.convert_to_numpy(model.backbone(data.x_train[:2]))
+    assert logits.dtype == np.float32

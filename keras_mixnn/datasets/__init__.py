@@ -1,16 +1,19 @@
-"""The datasets recipes train on, as in-memory arrays with clean labels.
+"""The datasets recipes train on.
 
-Nothing here imports Keras: the command line loads data before it has
-chosen a backend.
+Digits and CIFAR load as in-memory arrays with clean labels
+(`ClassificationData`); Clothing1M and mini-WebVision, whose labels are
+noisy already, as lists of image files (`ImageFileData`).
 """
 
 import dataclasses
+import typing
 
 import numpy as np
 
 from keras_mixnn import _validation
 
-DATASETS = ("digits", "cifar10", "cifar100")
+DATASETS = ("digits", "cifar10", "cifar100", "clothing1m", "webvision")
+FILE_DATASETS = ("clothing1m", "webvision")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -45,19 +48,76 @@ class ClassificationData:
         return len(self.class_names)
 
 
-def load(name, *, data_dir=None, seed=0):
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageSplit:
+    """Image files and their labels.
+
+    Attributes:
+        name: what the split is called in logs and metrics (`"test"`).
+        paths: `(N,)` file paths.
+        labels: `(N,)` int64 labels.
+    """
+
+    name: str
+    paths: tuple
+    labels: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ImageFileData:
+    """A training set of image files with given, noisy labels, and clean evaluation sets.
+
+    Attributes:
+        train: the training `ImageSplit`; the truth of its labels is unknown.
+        validation: the `ImageSplit` whose accuracy is logged each epoch, or
+            `None`; never a test split.
+        evaluation: the `ImageSplit`s measured once training ends.
+        class_names: one name per class.
+        source: one line saying where the data came from.
+    """
+
+    train: ImageSplit
+    validation: typing.Optional[ImageSplit]
+    evaluation: tuple
+    class_names: tuple
+    source: str = ""
+
+    @property
+    def num_classes(self):
+        """Number of classes."""
+        return len(self.class_names)
+
+
+def load(name, *, data_dir=None, seed=0, ilsvrc12_dir=None):
     """Loads a dataset by name.
 
     Args:
         name: one of `DATASETS`.
         data_dir: where to read CIFAR from instead of downloading it (see
-            `keras_mixnn.datasets.cifar.load_cifar`). Defaults to `None`.
+            `keras_mixnn.datasets.cifar.load_cifar`), or the Clothing1M or
+            mini-WebVision folder (required for those). Defaults to `None`.
         seed: seed of the digits' train/test split. Defaults to `0`.
+        ilsvrc12_dir: mini-WebVision's ILSVRC12 validation folder, when not
+            inside `data_dir`. Defaults to `None`.
 
     Returns:
-        A `ClassificationData`.
+        A `ClassificationData`, or an `ImageFileData` for Clothing1M and
+        mini-WebVision.
     """
     _validation.check_choice("dataset", name, DATASETS)
+    if name in FILE_DATASETS and data_dir is None:
+        raise ValueError(
+            f"{name} cannot be downloaded automatically; pass --data-dir with the folder you obtained "
+            "(see docs/recipes.md for the layout)."
+        )
+    if name == "clothing1m":
+        from keras_mixnn.datasets.clothing1m import load_clothing1m
+
+        return load_clothing1m(data_dir)
+    if name == "webvision":
+        from keras_mixnn.datasets.webvision import load_webvision
+
+        return load_webvision(data_dir, ilsvrc12_dir=ilsvrc12_dir)
     if name == "digits":
         from keras_mixnn.datasets.digits import load_digits
 
