@@ -67,9 +67,9 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
     """
     _select_backend(backend)
     path, recipe = _resolve(recipe_name, assignments, seed)
-    from keras_mixnn import runner
+    from keras_mixnn import run_directory, runner
 
-    run_dir = output if output is not None else runner.next_free_dir(pathlib.Path("runs") / path.stem)
+    run_dir = output if output is not None else run_directory.next_free_dir(pathlib.Path("runs") / path.stem)
     data = _load_data(recipe, data_dir, run_dir, overwrite)
     click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
     record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
@@ -184,10 +184,10 @@ def _select_backend(backend):
 
 
 def _load_data(recipe, data_dir, run_dir, overwrite):
-    from keras_mixnn import datasets, runner
+    from keras_mixnn import datasets, run_directory
 
     try:
-        runner.check_run_dir(run_dir, overwrite=overwrite)
+        run_directory.check_run_dir(run_dir, overwrite=overwrite)
         return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed, ilsvrc12_dir=recipe.ilsvrc12_dir)
     except (ValueError, TypeError, OSError) as error:
         raise _error(error) from None

@@ -15,7 +15,6 @@ The test split is passed to `fit` as validation data only to report its
 accuracy each epoch; nothing is selected on it.
 """
 
-import csv
 import json
 import math
 import pathlib
@@ -27,69 +26,12 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 import keras_mixnn
-from keras_mixnn import applications, architectures, noise
+from keras_mixnn import applications, architectures, noise, run_directory
 from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.data import ArrayDataset
 from keras_mixnn.datasets import ImageFileData
 from keras_mixnn.model import MixNNModel
 from keras_mixnn.streaming import EvaluationStream, ImageFileDataset
-
-
-RUN_FILES = ("config.json", "noisy_labels.npy", "history.csv", "metrics.json", "model.keras", "label_issues.csv")
-
-
-def check_run_dir(path, *, overwrite):
-    """Fails early if `path` cannot become a run directory; changes nothing.
-
-    Args:
-        path: the run directory.
-        overwrite: an existing run directory may be replaced.
-
-    Raises:
-        ValueError: `path` or one of its parents is a file, or `path` is a
-            non-empty directory that is not to be replaced, or one that is
-            not a keras-mixnn run directory.
-    """
-    path = pathlib.Path(path)
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{parent} is a file, so {path} cannot be made; choose another --output.")
-            break
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{path} is a file; pass --output with a directory path.")
-    if not path.is_dir() or not any(path.iterdir()):
-        return
-    if not overwrite:
-        raise ValueError(f"run directory {path} already exists; pass --overwrite to replace it or --output for another.")
-    if not _holds_run_config(path):
-        raise ValueError(
-            f"{path} is not empty and holds no keras-mixnn config.json, so it is not a keras-mixnn run directory; "
-            "refusing to replace it: choose another --output."
-        )
-
-
-def _holds_run_config(path):
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and {"recipe", "run"} <= set(config)
-
-
-def _clear_run_files(run_dir):
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def next_free_dir(path):
-    """`path`, or `path-2`, `path-3`, ... : the first that does not exist yet."""
-    path = pathlib.Path(path)
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.name}-{number}")
-    return candidate
 
 
 def simulate_noise(recipe, labels):
@@ -294,8 +236,9 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
 
     Args:
         recipe: a `Recipe`.
-        run_dir: the run directory; checked with `check_run_dir`, then
-            created, or its run files (`RUN_FILES`) replaced; other files in
+        run_dir: the run directory; checked with
+            `run_directory.check_run_dir`, then
+            created, or its run files (`run_directory.RUN_FILES`) replaced; other files in
             it stay. A run that fails before its first epoch ends removes
             what it wrote.
         data: a `keras_mixnn.datasets.ClassificationData` with clean labels.
@@ -309,7 +252,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         The dict written to `metrics.json`.
     """
     run_dir = pathlib.Path(run_dir)
-    check_run_dir(run_dir, overwrite=overwrite)
+    run_directory.check_run_dir(run_dir, overwrite=overwrite)
     files = isinstance(data, ImageFileData)
     if files:
         given_labels, flipped = data.train.labels, None  # Real noise: which labels are wrong is unknown.
@@ -329,7 +272,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     # Only the run's own files are replaced; anything else in the directory stays.
-    _clear_run_files(run_dir)
+    run_directory.clear_run_files(run_dir)
     finished_epochs = []
     try:
         _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
@@ -357,7 +300,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     except BaseException:
         # A run that fails before its first epoch leaves nothing behind, so the retry can use the same directory.
         if not finished_epochs:
-            _clear_run_files(run_dir)
+            run_directory.clear_run_files(run_dir)
             if created and not any(run_dir.iterdir()):
                 run_dir.rmdir()
         raise
@@ -380,7 +323,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
     metrics.update(epochs=recipe.epochs, train_seconds=round(seconds, 1))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model.save(run_dir / "model.keras")
-    write_label_issues(run_dir / "label_issues.csv", given_labels, model)
+    run_directory.write_label_issues(run_dir / "label_issues.csv", given_labels, model)
     return metrics
 
 
@@ -430,15 +373,3 @@ def _write_config(run_dir, recipe, data, flipped, record):
         },
     }
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
-def write_label_issues(path, given_labels, model):
-    """Writes every sample's given and corrected label, least likely clean first."""
-    clean_probability = model.clean_probability
-    corrected = model.soft_targets.argmax(axis=1)
-    order = np.argsort(clean_probability, kind="stable")
-    with open(path, "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["index", "given_label", "corrected_label", "clean_probability"])
-        for index in order:
-            writer.writerow([int(index), int(given_labels[index]), int(corrected[index]), f"{clean_probability[index]:.6f}"])

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mixnn import runner
+from keras_mixnn import run_directory, runner
 from keras_mixnn.datasets import ClassificationData
 from keras_mixnn.recipe import REAL_NOISE_DATASETS, Recipe, load_recipe
 
@@ -103,17 +103,17 @@ def test_simulated_noise_follows_the_recipe_and_its_seed(changes, expected_rate)
 
 
 def test_check_run_dir_accepts_new_and_empty_directories_and_refuses_files(tmp_path):
-    runner.check_run_dir(tmp_path / "new", overwrite=False)
-    runner.check_run_dir(tmp_path, overwrite=False)
+    run_directory.check_run_dir(tmp_path / "new", overwrite=False)
+    run_directory.check_run_dir(tmp_path, overwrite=False)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
-        runner.check_run_dir(tmp_path / "file", overwrite=True)
+        run_directory.check_run_dir(tmp_path / "file", overwrite=True)
 
 
 def test_check_run_dir_refuses_a_path_under_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="file is a file, so .* cannot be made"):
-        runner.check_run_dir(tmp_path / "file" / "deeper" / "run", overwrite=False)
+        run_directory.check_run_dir(tmp_path / "file" / "deeper" / "run", overwrite=False)
 
 
 def test_a_failed_start_keeps_what_the_user_put_in_the_run_directory(tmp_path):
@@ -129,10 +129,10 @@ def test_a_failed_start_keeps_what_the_user_put_in_the_run_directory(tmp_path):
 
 
 def test_next_free_dir_numbers_taken_names(tmp_path):
-    assert runner.next_free_dir(tmp_path / "run") == tmp_path / "run"
+    assert run_directory.next_free_dir(tmp_path / "run") == tmp_path / "run"
     (tmp_path / "run").mkdir()
     (tmp_path / "run-2").mkdir()
-    assert runner.next_free_dir(tmp_path / "run") == tmp_path / "run-3"
+    assert run_directory.next_free_dir(tmp_path / "run") == tmp_path / "run-3"
 
 
 def test_label_figures_are_nan_until_clean_probability_is_estimated():
