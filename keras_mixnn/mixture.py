@@ -9,9 +9,15 @@ import warnings
 
 import numpy as np
 
+from keras_mixnn import _validation
+
 # The separation below which a set of losses is treated as "all equal".
 _MIN_LOSS_RANGE = 1e-6
 FALLBACK_PROBABILITY = 0.5
+# Losses the mixture is fitted on by default; more are scored, not fitted.
+# At 100,000 of a million losses the probabilities stay within 0.01 of a fit
+# on all of them, in a quarter of the time (benchmarks/mixture.py).
+MAX_FIT_SAMPLES = 100_000
 
 
 def per_sample_cross_entropy(logits, labels):
@@ -30,45 +36,76 @@ def per_sample_cross_entropy(logits, labels):
     return log_normaliser - shifted[np.arange(len(labels)), labels]
 
 
-def fit_clean_probability(losses, *, seed=0, max_iter=10, tol=1e-2, reg_covar=5e-4):
+def fit_clean_probability(
+    losses, *, seed=0, max_iter=10, tol=1e-2, reg_covar=5e-4, max_fit_samples=MAX_FIT_SAMPLES
+):
     """P(clean) of each sample from a two-component mixture on its loss.
 
     The defaults of the mixture are those of the authors' released code.
-    When the losses cannot be separated (all equal, or the fit collapses to
-    one component) every sample gets `FALLBACK_PROBABILITY`, so the mixing
+    With more than `max_fit_samples` losses the mixture is fitted on a
+    seeded random subset of that size and every loss is scored under it,
+    which keeps the fit under half a second at a million samples. When the
+    losses cannot be separated (all equal, or the fit collapses to one
+    component) every sample gets `FALLBACK_PROBABILITY`, so the mixing
     weights become equal, and a `RuntimeWarning` says so.
 
     Args:
         losses: `(N,)` per-sample losses.
-        seed: seed of the mixture's initialisation. Defaults to `0`.
+        seed: seed of the mixture's initialisation and of the subset.
+            Defaults to `0`.
         max_iter: EM iterations. Defaults to `10`.
         tol: EM convergence threshold. Defaults to `1e-2`.
         reg_covar: variance floor of each component. Defaults to `5e-4`.
+        max_fit_samples: most losses the mixture is fitted on; `None` fits
+            on all of them. Defaults to `MAX_FIT_SAMPLES` (100,000).
 
     Returns:
         A `(N,)` float32 array in `[0, 1]`.
     """
     from sklearn.mixture import GaussianMixture
 
+    if max_fit_samples is not None:
+        _validation.check_int("max_fit_samples", max_fit_samples, minimum=2)
     losses = np.asarray(losses, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(losses)):
         return _fallback(len(losses), "the per-sample losses contain NaN or inf")
-    loss_range = losses.max() - losses.min()
+    lowest = losses.min()
+    loss_range = losses.max() - lowest
     if loss_range < _MIN_LOSS_RANGE:
         return _fallback(len(losses), "all per-sample losses are equal")
-    normalised = ((losses - losses.min()) / loss_range).reshape(-1, 1)
+    normalised = (losses - lowest) / loss_range
+    fit_on = normalised
+    if max_fit_samples is not None and len(normalised) > max_fit_samples:
+        rng = np.random.default_rng([seed, 2])
+        fit_on = normalised[rng.choice(len(normalised), size=max_fit_samples, replace=False)]
     mixture = GaussianMixture(
         n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=seed
     )
     with warnings.catch_warnings():
         # Ten EM steps rarely "converge" by sklearn's test; that is intended.
         warnings.simplefilter("ignore")
-        mixture.fit(normalised)
+        mixture.fit(fit_on.reshape(-1, 1))
     means = mixture.means_.reshape(-1)
     if np.isclose(means[0], means[1]):
         return _fallback(len(losses), "the mixture found a single component")
     clean_component = int(np.argmin(means))
-    return mixture.predict_proba(normalised)[:, clean_component].astype(np.float32)
+    variances = mixture.covariances_.reshape(-1)
+    return _posterior(normalised, mixture.weights_, means, variances, clean_component).astype(np.float32)
+
+
+def _posterior(values, weights, means, variances, component):
+    """Posterior of one component of a 1-D Gaussian mixture at each value.
+
+    The same figure as `GaussianMixture.predict_proba`, without its
+    `(N, 1)` copies; computed as a logistic of the log-density difference.
+    """
+    log_densities = [
+        np.log(weight) - 0.5 * (np.log(2 * np.pi * variance) + (values - mean) ** 2 / variance)
+        for weight, mean, variance in zip(weights, means, variances)
+    ]
+    other = log_densities[1 - component] - log_densities[component]
+    # 1 / (1 + exp(other)), without overflow for large `other`.
+    return np.exp(-np.logaddexp(0.0, other))
 
 
 def _fallback(num_samples, reason):

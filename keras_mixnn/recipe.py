@@ -47,7 +47,7 @@ class Recipe:
     """Everything a run needs: data, noise, network, schedule and MixNN.
 
     The fields from `method` to `feature_layer` are `MixNNModel`'s arguments
-    and those from `neighbour_search` to `refresh_subset` are
+    and those from `neighbour_search` to `mixture_fit_samples` are
     `MixNNCallback`'s, with the same meaning and defaults; see their
     docstrings. Every field is checked when the recipe is made.
 
@@ -159,6 +159,7 @@ class Recipe:
     inference_batch_size: typing.Optional[int] = None
     refresh_every: int = 1
     refresh_subset: float = 1.0
+    mixture_fit_samples: typing.Optional[int] = 100_000
     # Loading
     workers: int = 1
     use_multiprocessing: bool = False
@@ -214,6 +215,8 @@ class Recipe:
             check.check_int("inference_batch_size", self.inference_batch_size, minimum=1)
         check.check_int("refresh_every", self.refresh_every, minimum=1)
         check.check_fraction("refresh_subset", self.refresh_subset)
+        if self.mixture_fit_samples is not None:
+            check.check_int("mixture_fit_samples", self.mixture_fit_samples, minimum=2)
         check.check_int("workers", self.workers, minimum=1)
         self._check_combinations()
 
@@ -309,7 +312,9 @@ class Recipe:
 
     def callback_options(self):
         """Keyword arguments of `MixNNCallback`."""
-        names = "neighbour_search deterministic inference_batch_size refresh_every refresh_subset".split()
+        names = (
+            "neighbour_search deterministic inference_batch_size refresh_every refresh_subset mixture_fit_samples"
+        ).split()
         return {name: getattr(self, name) for name in names}
 
 

@@ -29,3 +29,36 @@ def test_equal_losses_fall_back_to_equal_weights_with_a_warning():
     with pytest.warns(RuntimeWarning, match="equal mixing weights"):
         probability = fit_clean_probability(np.full(50, 0.7))
     np.testing.assert_array_equal(probability, FALLBACK_PROBABILITY)
+
+
+def _noisy_losses(num_samples, seed=0):
+    """Losses shaped like a warmed-up network's: 60% low and tight, 40% high and wide."""
+    rng = np.random.default_rng(seed)
+    noisy = rng.random(num_samples) < 0.4
+    return np.where(noisy, rng.gamma(4.0, 0.8, num_samples), rng.gamma(1.2, 0.15, num_samples))
+
+
+def test_probabilities_are_the_mixture_posterior_of_scikit_learn():
+    from sklearn.mixture import GaussianMixture
+
+    losses = _noisy_losses(3_000)
+    normalised = ((losses - losses.min()) / np.ptp(losses)).reshape(-1, 1)
+    mixture = GaussianMixture(2, max_iter=10, tol=1e-2, reg_covar=5e-4, random_state=4).fit(normalised)
+    expected = mixture.predict_proba(normalised)[:, int(np.argmin(mixture.means_.ravel()))]
+    np.testing.assert_allclose(fit_clean_probability(losses, seed=4, max_fit_samples=None), expected, atol=1e-6)
+
+
+def test_fit_on_a_subset_scores_every_sample_close_to_a_full_fit():
+    losses = _noisy_losses(40_000)
+    full = fit_clean_probability(losses, seed=0, max_fit_samples=None)
+    subset = fit_clean_probability(losses, seed=0, max_fit_samples=8_000)
+    assert subset.shape == full.shape
+    assert np.abs(subset - full).max() < 0.02
+    np.testing.assert_array_equal(subset, fit_clean_probability(losses, seed=0, max_fit_samples=8_000))
+    assert not np.array_equal(subset, fit_clean_probability(losses, seed=1, max_fit_samples=8_000))
+
+
+@pytest.mark.parametrize("value, error", [(1, ValueError), (0.5, TypeError), (True, TypeError)])
+def test_max_fit_samples_is_checked(value, error):
+    with pytest.raises(error, match="max_fit_samples"):
+        fit_clean_probability(_noisy_losses(100), max_fit_samples=value)

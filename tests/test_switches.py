@@ -252,6 +252,19 @@ def test_refresh_every_and_refresh_subset_limit_the_pass(noisy_digits):
     assert changed_epochs(recorder.clean) == [1, 3, 5]
 
 
+def test_mixture_fit_samples_fits_on_a_subset_and_still_scores_every_sample(noisy_digits):
+    full, _, _ = fit_recording_targets(
+        noisy_digits, 2, callbacks=[kmx.MixNNCallback(mixture_fit_samples=None)], label_correction=False
+    )
+    subset, _, _ = fit_recording_targets(
+        noisy_digits, 2, callbacks=[kmx.MixNNCallback(mixture_fit_samples=60)], label_correction=False
+    )
+    # Same training up to the pass (same seed), so only the mixture differs.
+    assert not np.array_equal(subset.clean_probability, full.clean_probability)
+    assert np.abs(subset.clean_probability - full.clean_probability).mean() < 0.1
+    assert subset.clean_probability.shape == (200,)
+
+
 @pytest.mark.parametrize(
     "switches",
     [
@@ -297,7 +310,10 @@ def test_bad_switch_values_are_refused_at_construction(option, value, error):
         kmx.MixNNModel(tiny_backbone(), **{option: value})
 
 
-@pytest.mark.parametrize("option, value", [("refresh_every", 0), ("refresh_subset", 0.0), ("refresh_subset", 1.5)])
+@pytest.mark.parametrize(
+    "option, value",
+    [("refresh_every", 0), ("refresh_subset", 0.0), ("refresh_subset", 1.5), ("mixture_fit_samples", 1)],
+)
 def test_bad_refresh_options_are_refused(option, value):
     with pytest.raises(ValueError, match=option):
         kmx.MixNNCallback(**{option: value})
