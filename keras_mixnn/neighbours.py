@@ -52,26 +52,52 @@ class ExactIndex(NeighbourIndex):
         self.chunk_size = chunk_size
 
     def search(self, features, num_neighbours):
-        features = _validated_features(features, num_neighbours)
-        num_samples = features.shape[0]
-        chunk_size = self.chunk_size or max(1, _EXACT_CHUNK_ENTRIES // num_samples)
-        points = ops.convert_to_tensor(features)
-        squared_norms = ops.sum(points * points, axis=1)
-        columns = ops.arange(num_samples)
-        results = []
-        for start in range(0, num_samples, chunk_size):
-            stop = min(start + chunk_size, num_samples)
-            queries = points[start:stop]
-            distances = (
-                ops.expand_dims(squared_norms[start:stop], 1)
-                - 2.0 * ops.matmul(queries, ops.transpose(points))
-                + ops.expand_dims(squared_norms, 0)
-            )
-            rows = ops.expand_dims(ops.arange(start, stop), 1)
-            distances = ops.where(rows == ops.expand_dims(columns, 0), np.inf, distances)
-            _, nearest = ops.top_k(-distances, k=num_neighbours, sorted=True)
-            results.append(ops.convert_to_numpy(nearest))
-        return np.concatenate(results).astype(np.int64)
+        return exact_search(features, num_neighbours, chunk_size=self.chunk_size)
+
+
+def exact_search(features, num_neighbours, *, query_rows=None, chunk_size=None):
+    """Exact nearest other rows of some or all rows, with `keras.ops`.
+
+    Args:
+        features: `(N, d)` float array, one row per sample.
+        num_neighbours: K, at most `N - 1`.
+        query_rows: positions of the rows to search for; `None` for all.
+            Defaults to `None`.
+        chunk_size: query rows per block; `None` sizes blocks to about
+            64 MiB. Defaults to `None`.
+
+    Returns:
+        A `(len(query_rows), K)` int64 array (`(N, K)` for all rows), nearest
+        first; no row contains its own position.
+    """
+    features = _validated_features(features, num_neighbours)
+    num_samples = features.shape[0]
+    if query_rows is None:
+        query_rows = np.arange(num_samples)
+    query_rows = np.asarray(query_rows)
+    if query_rows.ndim != 1 or query_rows.dtype.kind not in "iu" or np.any((query_rows < 0) | (query_rows >= num_samples)):
+        raise ValueError(f"query_rows must be a 1-D array of row positions in [0, {num_samples}); received {query_rows!r}.")
+    chunk_size = chunk_size or max(1, _EXACT_CHUNK_ENTRIES // num_samples)
+    points = ops.convert_to_tensor(features)
+    squared_norms = ops.sum(points * points, axis=1)
+    columns = ops.arange(num_samples)
+    results = []
+    for start in range(0, len(query_rows), chunk_size):
+        rows = query_rows[start : start + chunk_size]
+        rows_tensor = ops.convert_to_tensor(rows, "int32")
+        queries = ops.take(points, rows_tensor, axis=0)
+        distances = (
+            ops.expand_dims(ops.take(squared_norms, rows_tensor), 1)
+            - 2.0 * ops.matmul(queries, ops.transpose(points))
+            + ops.expand_dims(squared_norms, 0)
+        )
+        own = ops.expand_dims(rows_tensor, 1) == ops.expand_dims(columns, 0)
+        distances = ops.where(own, np.inf, distances)
+        _, nearest = ops.top_k(-distances, k=num_neighbours, sorted=True)
+        results.append(ops.convert_to_numpy(nearest))
+    if not results:
+        return np.zeros((0, num_neighbours), dtype=np.int64)
+    return np.concatenate(results).astype(np.int64)
 
 
 class HNSWIndex(NeighbourIndex):

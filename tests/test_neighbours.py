@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_mixnn.neighbours import ExactIndex, HNSWIndex, exclude_self, get_index
+from keras_mixnn.neighbours import ExactIndex, HNSWIndex, exact_search, exclude_self, get_index
 
 
 def brute_force(features, k):
@@ -20,6 +20,18 @@ def clustered():
 def test_exact_search_matches_brute_force(clustered):
     found = ExactIndex(chunk_size=64).search(clustered, 3)
     np.testing.assert_array_equal(found, brute_force(clustered, 3))
+
+
+def test_exact_search_of_some_rows_matches_their_rows_of_a_full_search(clustered):
+    rows = np.array([399, 0, 17, 17, 250])
+    found = exact_search(clustered, 3, query_rows=rows, chunk_size=2)
+    np.testing.assert_array_equal(found, brute_force(clustered, 3)[rows])
+
+
+@pytest.mark.parametrize("rows", [[0, 400], [-1], [[0, 1]], [0.5]])
+def test_exact_search_rejects_rows_outside_the_features(clustered, rows):
+    with pytest.raises(ValueError, match="query_rows"):
+        exact_search(clustered, 1, query_rows=np.array(rows))
 
 
 def test_hnsw_matches_exact_on_small_data(clustered):
