@@ -55,11 +55,12 @@ class MixNNCallback(keras.callbacks.Callback):
     Args:
         neighbour_search: `"auto"`, `"exact"`, `"hnsw"` or a
             `keras_mixnn.neighbours.NeighbourIndex`. `"auto"` uses exact
-            search on an accelerator or for up to 20,000 samples, HNSW
+            search on an accelerator or for up to 5,000 samples, HNSW
             otherwise. Defaults to `"auto"`.
         deterministic: make the neighbour table repeat exactly for a given
-            seed (HNSW on one thread). `None` means `True` on a CPU and
-            `False` on an accelerator. Defaults to `None`.
+            seed (the HNSW graph is built on one thread; searches use every
+            core either way). `None` means `True` on a CPU and `False` on an
+            accelerator. Defaults to `None`.
         inference_batch_size: batch size of the inference pass; `None` uses
             the training batch size. Defaults to `None`.
         refresh_every: epochs between passes, counted from the end of
@@ -167,10 +168,10 @@ class MixNNCallback(keras.callbacks.Callback):
         features, logits = self._extractor.predict(
             self._data.inference_data(subset, batch_size), batch_size=batch_size, verbose=0
         )
-        features = features.reshape(len(features), -1).astype(np.float32)
+        features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self._features is None:
             self._features = features
-            self._logits = logits.astype(np.float32)
+            self._logits = logits.astype(np.float32, copy=False)
         else:
             self._features[subset] = features
             self._logits[subset] = logits

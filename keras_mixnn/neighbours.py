@@ -15,8 +15,11 @@ from keras import ops
 from keras_mixnn import _backend
 from keras_mixnn._choices import SEARCH_METHODS
 
-# Below this many samples exact search on a CPU is as fast as building a graph.
-EXACT_SEARCH_MAX_SAMPLES = 20_000
+# Up to this many samples exact search on a CPU beats building a graph on
+# every backend: at 5,000 (d = 128) 0.02-0.05 ms a sample against HNSW's
+# 0.06; at 10,000 JAX and torch take 0.09 against 0.06 (TensorFlow's exact
+# search still wins there). benchmarks/neighbours.py, docs/benchmarks.md.
+EXACT_SEARCH_MAX_SAMPLES = 5_000
 # Distance-matrix entries computed at once by exact search (64 MiB of float32).
 _EXACT_CHUNK_ENTRIES = 2**24
 
@@ -103,16 +106,22 @@ def exact_search(features, num_neighbours, *, query_rows=None, chunk_size=None):
 class HNSWIndex(NeighbourIndex):
     """Approximate search with a Hierarchical Navigable Small World graph.
 
-    Uses hnswlib. With `num_threads=1` the graph, and so the neighbour table,
-    is the same for the same features and seed.
+    Uses hnswlib. Searching only reads the graph, so it runs on
+    `num_threads` threads and returns the same table however many there
+    are; building inserts samples concurrently, so a multi-threaded build
+    can give another graph each time. With `deterministic=True` the graph is
+    built on one thread, and the same features and seed give the same
+    neighbour table.
 
     Args:
         max_connections: hnswlib's `M`, links per node. Defaults to `16`.
         ef_construction: candidate list size while building. Defaults to `100`.
         ef: candidate list size while searching, raised to at least K + 1.
             Defaults to `64`.
-        num_threads: threads for building and searching; `-1` uses all cores.
-            Defaults to `1`.
+        num_threads: threads for searching, and for building unless
+            `deterministic`; `-1` uses all cores. Defaults to `-1`.
+        deterministic: build the graph on one thread, so the table repeats
+            for a seed. Defaults to `True`.
         seed: the graph's random seed. Defaults to `0`.
 
     References:
@@ -120,11 +129,12 @@ class HNSWIndex(NeighbourIndex):
         search using Hierarchical Navigable Small World graphs", 2018.
     """
 
-    def __init__(self, *, max_connections=16, ef_construction=100, ef=64, num_threads=1, seed=0):
+    def __init__(self, *, max_connections=16, ef_construction=100, ef=64, num_threads=-1, deterministic=True, seed=0):
         self.max_connections = max_connections
         self.ef_construction = ef_construction
         self.ef = ef
         self.num_threads = num_threads
+        self.deterministic = deterministic
         self.seed = seed
 
     def search(self, features, num_neighbours):
@@ -138,7 +148,8 @@ class HNSWIndex(NeighbourIndex):
             M=self.max_connections,
             random_seed=self.seed,
         )
-        index.add_items(features, np.arange(num_samples), num_threads=self.num_threads)
+        build_threads = 1 if self.deterministic else self.num_threads
+        index.add_items(features, np.arange(num_samples), num_threads=build_threads)
         index.set_ef(max(self.ef, num_neighbours + 1))
         candidates, _ = index.knn_query(features, k=num_neighbours + 1, num_threads=self.num_threads)
         return exclude_self(candidates, num_neighbours)
@@ -172,8 +183,8 @@ def get_index(identifier, *, num_samples, seed=0, deterministic=True):
         identifier: a name or a `NeighbourIndex`.
         num_samples: the number of samples that will be searched.
         seed: seed of the HNSW graph. Defaults to `0`.
-        deterministic: build and search HNSW on one thread so the result
-            repeats. Defaults to `True`.
+        deterministic: build the HNSW graph on one thread so the result
+            repeats (searches use every core either way). Defaults to `True`.
 
     Returns:
         A `NeighbourIndex`.
@@ -186,7 +197,7 @@ def get_index(identifier, *, num_samples, seed=0, deterministic=True):
         identifier = "exact" if small or _backend.accelerator_available() else "hnsw"
     if identifier == "exact":
         return ExactIndex()
-    return HNSWIndex(num_threads=1 if deterministic else -1, seed=seed)
+    return HNSWIndex(deterministic=deterministic, seed=seed)
 
 
 def check_search_method(identifier):

@@ -54,6 +54,14 @@ def test_hnsw_is_deterministic_for_a_seed(clustered):
     np.testing.assert_array_equal(first, HNSWIndex(seed=7).search(clustered, 4))
 
 
+def test_deterministic_hnsw_gives_one_table_whatever_the_search_threads():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(3000, 24)).astype("float32")  # unclustered: many near ties
+    one_thread = HNSWIndex(num_threads=1, seed=5, ef=16).search(features, 3)
+    np.testing.assert_array_equal(one_thread, HNSWIndex(num_threads=2, seed=5, ef=16).search(features, 3))
+    np.testing.assert_array_equal(one_thread, HNSWIndex(num_threads=-1, seed=5, ef=16).search(features, 3))
+
+
 def test_exclude_self_keeps_order_and_drops_own_index():
     candidates = np.array([[3, 0, 1], [1, 2, 0], [0, 1, 3]])
     np.testing.assert_array_equal(exclude_self(candidates, 2), [[3, 1], [2, 0], [0, 1]])
@@ -66,7 +74,7 @@ def test_k_must_be_between_one_and_n_minus_one(k):
 
 
 def test_auto_picks_exact_for_small_cpu_sets_and_hnsw_for_large():
-    assert isinstance(get_index("auto", num_samples=1000), ExactIndex)
-    assert isinstance(get_index("auto", num_samples=100_000), HNSWIndex)
+    assert isinstance(get_index("auto", num_samples=5_000), ExactIndex)
+    assert isinstance(get_index("auto", num_samples=5_001), HNSWIndex)
     with pytest.raises(ValueError, match="neighbour_search"):
         get_index("faiss", num_samples=10)
