@@ -1,12 +1,16 @@
 """Neighbour search: hnswlib against exact search, time per sample and recall@K.
 
 Features are clustered like a network's penultimate layer: 100 classes in a
-32-dimensional latent space, mapped to `d` dimensions by a fixed random
-matrix, passed through a ReLU, with small isotropic noise. For each N and d
+32-dimensional latent space (`--latent-dims`), mapped to `d` dimensions by a
+fixed random matrix, passed through a ReLU, with small isotropic noise. A
+larger latent dimension makes the search harder for HNSW. For each N and d
 it times, per training sample:
 
 - `hnsw`: `HNSWIndex.search` over all N samples (graph build plus one query
-  per sample), at each `--hnsw` setting `M/ef_construction/ef` and thread count;
+  per sample), at each `--hnsw` setting `M/ef_construction/ef` and thread
+  count, building and searching on that many threads;
+- `hnsw deterministic`: the same with the graph built on one thread and the
+  search on all (the library's default on a CPU: the table repeats);
 - `exact (keras.ops)`: the library's `exact_search` on `--queries` sampled
   rows, timed on its second call (exact search costs the same for every
   query, so the per-query time is the per-sample time of a full search);
@@ -28,15 +32,14 @@ import numpy as np
 from keras_mixnn.neighbours import HNSWIndex, exact_search
 
 CLASSES = 100
-LATENT_DIMS = 32
 
 
-def clustered_features(num_samples, dims, seed=0):
-    """Rows of ReLU features around 100 class modes on a 32-dimensional manifold."""
+def clustered_features(num_samples, dims, latent_dims=32, seed=0):
+    """Rows of ReLU features around 100 class modes on a `latent_dims`-dimensional manifold."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, 1.0, (CLASSES, LATENT_DIMS))
-    latent = centres[rng.integers(0, CLASSES, num_samples)] + rng.normal(0.0, 0.5, (num_samples, LATENT_DIMS))
-    projection = rng.normal(0.0, 1.0 / np.sqrt(LATENT_DIMS), (LATENT_DIMS, dims))
+    centres = rng.normal(0.0, 1.0, (CLASSES, latent_dims))
+    latent = centres[rng.integers(0, CLASSES, num_samples)] + rng.normal(0.0, 0.5, (num_samples, latent_dims))
+    projection = rng.normal(0.0, 1.0 / np.sqrt(latent_dims), (latent_dims, dims))
     features = np.maximum(latent @ projection, 0.0) + rng.normal(0.0, 0.05, (num_samples, dims))
     return features.astype(np.float32)
 
@@ -76,26 +79,39 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--latent-dims", type=int, default=32)
     parser.add_argument("--k", type=int, default=1)
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--hnsw", type=hnsw_setting, nargs="+", default=[(16, 100, 64)])
     args = parser.parse_args()
-    print(f"backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}, {os.cpu_count()} CPUs, K={args.k}")
+    print(
+        f"backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}, {os.cpu_count()} CPUs, K={args.k}, "
+        f"latent dimensions {args.latent_dims}"
+    )
     print("| N | d | method | threads | ms per sample | recall@K |")
     print("|---|---|---|---|---|---|")
     for size in args.sizes:
         for dims in args.dims:
-            features = clustered_features(size, dims)
+            features = clustered_features(size, dims, args.latent_dims)
             rows = np.sort(np.random.default_rng(1).choice(size, min(args.queries, size), replace=False))
             truth, numpy_seconds = timed(lambda: numpy_exact(features, rows, args.k))
             row = f"| {size:,} | {dims} |"
             for connections, construction, ef in args.hnsw:
-                for threads in args.threads:
-                    index = HNSWIndex(max_connections=connections, ef_construction=construction, ef=ef, num_threads=threads)
+                name = f"hnsw M={connections} efc={construction} ef={ef}"
+                settings = [(f"{threads}", threads, False) for threads in args.threads]
+                settings.append((f"1 build, {os.cpu_count()} search", -1, True))
+                for threads_text, threads, deterministic in settings:
+                    index = HNSWIndex(
+                        max_connections=connections,
+                        ef_construction=construction,
+                        ef=ef,
+                        num_threads=threads,
+                        deterministic=deterministic,
+                    )
                     found, seconds = timed(lambda: index.search(features, args.k))
-                    name = f"hnsw M={connections} efc={construction} ef={ef}"
-                    print(f"{row} {name} | {threads} | {1e3 * seconds / size:.3f} | {recall(found[rows], truth):.4f} |")
+                    label = f"{name} deterministic" if deterministic else name
+                    print(f"{row} {label} | {threads_text} | {1e3 * seconds / size:.3f} | {recall(found[rows], truth):.4f} |")
             exact_search(features, args.k, query_rows=rows)  # compiles the backend's kernels once
             found, seconds = timed(lambda: exact_search(features, args.k, query_rows=rows))
             print(f"{row} exact (keras.ops) | all | {1e3 * seconds / len(rows):.3f} | {recall(found, truth):.4f} |")

@@ -1,0 +1,102 @@
+"""The benchmark scripts run as documented and print their tables (on tiny inputs).
+
+Their figures are measured by hand (docs/benchmarks.md); these tests only
+keep the scripts working as the library changes.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+NUMBER = r"[0-9][0-9.,]*"
+
+
+def run_benchmark(name, *args):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *map(str, args)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def table_rows(output):
+    return [line for line in output.splitlines() if line.startswith("| ") and not line.startswith("| N |")]
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path):
+    """A cifar10-10k.npz lookalike: 100 training and 20 test images of 10 classes."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(100) % 10,
+        x_test=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(20) % 10,
+    )
+    return path
+
+
+def test_neighbours_benchmark_finds_every_neighbour_of_easy_data():
+    output = run_benchmark("neighbours.py", "--sizes", 600, "--dims", 16, "--queries", 100, "--threads", 1)
+    rows = [row for row in table_rows(output) if "not installed" not in row]
+    methods = [row.split("|")[3].strip() for row in rows]
+    assert methods[:4] == [
+        "hnsw M=16 efc=100 ef=64",
+        "hnsw M=16 efc=100 ef=64 deterministic",
+        "exact (keras.ops)",
+        "exact (numpy)",
+    ]
+    for row in rows:
+        assert row.rstrip(" |").endswith("1.0000"), row
+
+
+def test_mixture_benchmark_compares_subset_and_full_fits():
+    output = run_benchmark("mixture.py", "--sizes", 2000, "--seeds", 1, "--fit-samples", 500)
+    row = table_rows(output)[-1]
+    assert re.search(rf"\| 2,000 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", row), output
+
+
+def test_epoch_overhead_benchmark_prints_a_ratio_per_round(tiny_cifar):
+    output = run_benchmark(
+        "epoch_overhead.py", "--data", tiny_cifar, "--samples", 64, "--batch-size", 32, "--epochs", 1, "--rounds", 2
+    )
+    assert re.search(rf"ratio per round: {NUMBER} \(.*\), {NUMBER} \(", output), output
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert re.search(rf"\| {backend} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", output), output
+
+
+def test_epoch_overhead_benchmark_names_a_missing_data_file(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "epoch_overhead.py"), "--data", str(tmp_path / "absent.npz")],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    assert "absent.npz not found" in completed.stderr
+
+
+@pytest.mark.slow
+def test_accuracy_benchmark_prints_mean_and_spread(tiny_cifar):
+    output = run_benchmark(
+        "accuracy.py", "--data", tiny_cifar, "--noise", "sym40", "--methods", "mixnn", "--seeds", 0, 1
+    )
+    assert re.search(rf"\| sym40 \| mixnn \| {NUMBER} ± {NUMBER} \| {NUMBER} ± {NUMBER} \| 0.6", output), output
+
+
+def test_memory_benchmark_reports_growth_for_each_size():
+    output = run_benchmark("memory.py", "--sizes", 500, 1000)
+    rows = table_rows(output)
+    assert [row.split("|")[1].strip() for row in rows] == ["500", "1,000"]
