@@ -78,8 +78,13 @@ def exact_search(features, num_neighbours, *, query_rows=None, chunk_size=None):
     if query_rows is None:
         query_rows = np.arange(num_samples)
     query_rows = np.asarray(query_rows)
-    if query_rows.ndim != 1 or query_rows.dtype.kind not in "iu" or np.any((query_rows < 0) | (query_rows >= num_samples)):
-        raise ValueError(f"query_rows must be a 1-D array of row positions in [0, {num_samples}); received {query_rows!r}.")
+    if query_rows.size == 0:
+        query_rows = query_rows.astype(np.int64)  # `np.asarray([])` is float
+    outside = (query_rows < 0) | (query_rows >= num_samples)
+    if query_rows.ndim != 1 or query_rows.dtype.kind not in "iu" or np.any(outside):
+        raise ValueError(
+            f"query_rows must be a 1-D array of row positions in [0, {num_samples}); received {query_rows!r}."
+        )
     chunk_size = chunk_size or max(1, _EXACT_CHUNK_ENTRIES // num_samples)
     points = ops.convert_to_tensor(features)
     squared_norms = ops.sum(points * points, axis=1)

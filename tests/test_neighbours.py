@@ -28,6 +28,15 @@ def test_exact_search_of_some_rows_matches_their_rows_of_a_full_search(clustered
     np.testing.assert_array_equal(found, brute_force(clustered, 3)[rows])
 
 
+def test_exact_search_of_no_rows_is_empty(clustered):
+    assert exact_search(clustered, 2, query_rows=[]).shape == (0, 2)
+
+
+def test_get_index_builds_hnsw_on_every_core_only_when_not_deterministic():
+    assert get_index("hnsw", num_samples=10, deterministic=True).deterministic
+    assert not get_index("hnsw", num_samples=10, deterministic=False).deterministic
+
+
 @pytest.mark.parametrize("rows", [[0, 400], [-1], [[0, 1]], [0.5]])
 def test_exact_search_rejects_rows_outside_the_features(clustered, rows):
     with pytest.raises(ValueError, match="query_rows"):
