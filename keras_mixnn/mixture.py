@@ -16,7 +16,7 @@ _MIN_LOSS_RANGE = 1e-6
 FALLBACK_PROBABILITY = 0.5
 # Losses the mixture is fitted on by default; more are scored, not fitted.
 # At 100,000 of a million losses the probabilities stay within 0.01 of a fit
-# on all of them, in a quarter of the time (benchmarks/mixture.py).
+# on all of them, in about a tenth of the time (benchmarks/mixture.py).
 MAX_FIT_SAMPLES = 100_000
 
 
