@@ -172,7 +172,7 @@ def main():
     parts = {name: float(np.mean([epoch[name] for epoch in stopwatch.parts])) for name in stopwatch.parts[0]}
     assembly = batch_assembly_seconds(x, y, args.batch_size, model.neighbours)
 
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = keras.backend.backend()
     steps = -(-len(x) // args.batch_size)
     print(f"{backend}, {args.architecture}, {len(x):,} samples, batch {args.batch_size}, {steps} steps per epoch, "
           f"{os.cpu_count()} CPUs; {args.rounds} rounds of {args.epochs} timed epochs each")

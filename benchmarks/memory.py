@@ -4,7 +4,8 @@ For each N, a fresh process trains an MLP on N random 64-dimensional inputs
 (256-d features, 10 classes) for one MixNN epoch of a single step, so the
 epoch is almost only the pass: inference over all N samples, the mixture
 fit and the neighbour search. It prints the process's resident memory
-before `fit` and its peak during it (Linux `ru_maxrss`). The peak's growth
+before `fit` and its peak during it (Linux: reset through
+`/proc/self/clear_refs` just before `fit`, read from `VmHWM`). The peak's growth
 should follow N*d (the features) with a constant, not N^2 (an N x N
 distance matrix would need 4*N^2 bytes).
 
@@ -14,7 +15,6 @@ distance matrix would need 4*N^2 bytes).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -24,6 +24,17 @@ FEATURE_DIMS = 256
 def current_rss_bytes():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_rss():
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def measure(num_samples, search):
@@ -41,16 +52,17 @@ def measure(num_samples, search):
     )
     model = kmx.MixNNModel(backbone, warmup_epochs=0, correction_start=0, seed=0)
     model.compile(optimizer="sgd")
-    model.fit(x[:256], y[:256], epochs=1, batch_size=256, verbose=0)  # compiles the step outside the measurement
+    # Loads the backend's kernels and thread pools outside the measurement.
+    model.fit(x[:256], y[:256], epochs=1, batch_size=256, verbose=0)
     model = kmx.MixNNModel(backbone, warmup_epochs=0, correction_start=0, seed=0)
     model.compile(optimizer="sgd")
     before = current_rss_bytes()
+    reset_peak_rss()
     model.fit(
         x, y, epochs=1, batch_size=256, steps_per_epoch=1, verbose=0,
         callbacks=[kmx.MixNNCallback(neighbour_search=search, inference_batch_size=1024)],
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"before": before, "peak": peak}
+    return {"before": before, "peak": peak_rss_bytes(), "backend": keras.backend.backend()}
 
 
 def main():
@@ -62,15 +74,16 @@ def main():
     if args.child:
         print(json.dumps(measure(args.child, args.search)))
         return
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    print(f"{backend}, neighbour_search={args.search}, d={FEATURE_DIMS}")
-    print("| N | features N*d*4 (MiB) | RSS before fit (MiB) | peak during fit (MiB) | growth (MiB) | N x N float32 (MiB) |")
-    print("|---|---|---|---|---|---|")
+    results = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--child", str(size), "--search", args.search]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        figures = json.loads(output.strip().splitlines()[-1])
-        mib = 2**20
+        results.append((size, json.loads(output.strip().splitlines()[-1])))
+    mib = 2**20
+    print(f"{results[0][1]['backend']}, neighbour_search={args.search}, d={FEATURE_DIMS}")
+    print("| N | features N*d*4 (MiB) | RSS before fit (MiB) | peak during fit (MiB) | growth (MiB) | N x N float32 (MiB) |")
+    print("|---|---|---|---|---|---|")
+    for size, figures in results:
         print(
             f"| {size:,} | {size * FEATURE_DIMS * 4 / mib:.0f} | {figures['before'] / mib:.0f} | "
             f"{figures['peak'] / mib:.0f} | {(figures['peak'] - figures['before']) / mib:.0f} | {size * size * 4 / mib:,.0f} |"
