@@ -44,6 +44,19 @@ def noisy_digits():
     }
 
 
+def write_tiny_cifar(path, num_train, num_test, seed=0):
+    """An `.npz` laid out like cifar10-10k.npz: random uint8 images of 10 classes."""
+    rng = np.random.default_rng(seed)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(num_train) % 10,
+        x_test=rng.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(num_test) % 10,
+    )
+    return path
+
+
 def write_image(path, rng, size=(20, 28)):
     """A small random JPEG (height, width) at `path`, creating its folder."""
     from PIL import Image

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import write_tiny_cifar
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 NUMBER = r"[0-9][0-9.,]*"
@@ -37,16 +37,7 @@ def table_rows(output):
 @pytest.fixture
 def tiny_cifar(tmp_path):
     """A cifar10-10k.npz lookalike: 100 training and 20 test images of 10 classes."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "tiny.npz"
-    np.savez(
-        path,
-        x_train=rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),
-        y_train=np.arange(100) % 10,
-        x_test=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
-        y_test=np.arange(20) % 10,
-    )
-    return path
+    return write_tiny_cifar(tmp_path / "tiny.npz", num_train=100, num_test=20)
 
 
 def test_neighbours_benchmark_finds_every_neighbour_of_easy_data():

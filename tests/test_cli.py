@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_tiny_cifar
 
 from keras_mixnn_cli import main
 
@@ -201,15 +202,7 @@ def test_default_run_directories_are_numbered_not_overwritten(tmp_path, monkeypa
 
 
 def test_cifar_recipe_runs_from_an_npz_data_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    npz = tmp_path / "tiny-cifar.npz"
-    np.savez(
-        npz,
-        x_train=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
-        y_train=np.arange(48) % 10,
-        x_test=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8),
-        y_test=np.arange(16) % 10,
-    )
+    npz = write_tiny_cifar(tmp_path / "tiny-cifar.npz", num_train=48, num_test=16)
     result = invoke(
         "run", "cifar10_sym40", "--data-dir", npz, "--output", tmp_path / "run",
         "--set", "backbone=cnn", "--set", "epochs=2", "--set", "warmup_epochs=1", "--set", "batch_size=16",
