@@ -98,19 +98,6 @@ class TimedMixNNCallback(kmx.MixNNCallback):
         return wrapper
 
 
-def timed_mixture(stopwatch):
-    fit = callback_module.fit_clean_probability
-
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return fit(*args, **kwargs)
-        finally:
-            stopwatch._current["mixture"] += time.perf_counter() - start
-
-    return wrapper
-
-
 def batch_assembly_seconds(x, y, batch_size, neighbours):
     """Host time to build one epoch of MixNN batches (inputs, neighbours, indices)."""
     data = kmx.ArrayDataset(x, y, batch_size=batch_size, num_neighbours=1, seed=0)
@@ -153,7 +140,7 @@ def main():
     model = kmx.MixNNModel(build_backbone(args.architecture, x), warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer=optimizer())
     stopwatch = TimedMixNNCallback(inference_batch_size=args.inference_batch_size)
-    callback_module.fit_clean_probability = timed_mixture(stopwatch)
+    callback_module.fit_clean_probability = stopwatch._timed("mixture", callback_module.fit_clean_probability)
     mixnn_clock = EpochClock()
     # MixNN's first fit also skips the warm-up epoch (no pass) and the first
     # pass (which compiles the inference model).
