@@ -55,7 +55,12 @@ def _set_option(function):
 )
 @click.option("--seed", type=int, help="Seed of the run (same as --set seed=N).")
 @click.option("--overwrite", is_flag=True, help="Replace the run directory if it exists.")
-def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the interrupted run in --output from its last complete epoch (same recipe and options).",
+)
+def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite, resume):
     """Train the run a recipe describes and write its run directory.
 
     RECIPE is a recipe file or the name of a bundled recipe (see `list`).
@@ -64,18 +69,23 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite):
     Example:
       keras-mixnn run recipes/cifar10_sym40.py --backend jax --data-dir ~/data/cifar-10-batches-py
       keras-mixnn run digits_sym40 --set epochs=20 --set method=ce --output runs/digits-ce
+      keras-mixnn run recipes/cifar10_sym40.py --output runs/cifar10_sym40 --resume   # after a crash
     """
     _select_backend(backend)
+    if resume and output is None:
+        raise click.ClickException("--resume needs --output RUN_DIR: the run directory to continue.")
+    if resume and overwrite:
+        raise click.ClickException("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
     path, recipe = _resolve(recipe_name, assignments, seed)
     from keras_mixnn import run_directory, runner
 
     run_dir = output if output is not None else run_directory.next_free_dir(pathlib.Path("runs") / path.stem)
-    data = _load_data(recipe, data_dir, run_dir, overwrite)
+    data = _load_data(recipe, data_dir, run_dir, overwrite, resume)
     click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
     record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
     try:
-        metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, record=record)
-    except (ValueError, TypeError, OSError) as error:
+        metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, resume=resume, record=record)
+    except (ValueError, TypeError, OSError, FloatingPointError) as error:
         raise _error(error) from None
     click.echo(f"done in {metrics['train_seconds']:.0f} s: {_summary(metrics)}; written to {run_dir}")
 
@@ -183,11 +193,16 @@ def _select_backend(backend):
     os.environ["KERAS_BACKEND"] = backend
 
 
-def _load_data(recipe, data_dir, run_dir, overwrite):
+def _load_data(recipe, data_dir, run_dir, overwrite, resume):
+    import keras
+
     from keras_mixnn import datasets, run_directory
 
     try:
-        run_directory.check_run_dir(run_dir, overwrite=overwrite)
+        if resume:
+            run_directory.check_resumable(run_dir, recipe, backend=keras.backend.backend())
+        else:
+            run_directory.check_run_dir(run_dir, overwrite=overwrite)
         return datasets.load(recipe.dataset, data_dir=data_dir, seed=recipe.seed, ilsvrc12_dir=recipe.ilsvrc12_dir)
     except (ValueError, TypeError, OSError) as error:
         raise _error(error) from None

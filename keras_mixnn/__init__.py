@@ -8,20 +8,24 @@ before importing this package.
 
 __version__ = "0.1.0"
 
-from keras_mixnn import architectures, datasets, mixture, neighbours, noise, presets, recipe  # noqa: E402
-from keras_mixnn.callback import MixNNCallback  # noqa: E402
+from keras_mixnn import architectures, checkpoint, datasets, mixture, neighbours, noise, presets, recipe  # noqa: E402
+from keras_mixnn.callback import MixNNCallback, NonFiniteLossError  # noqa: E402
+from keras_mixnn.checkpoint import EpochCheckpoint  # noqa: E402
 from keras_mixnn.data import ArrayDataset, MixNNDataset  # noqa: E402
 from keras_mixnn.model import MixNNModel  # noqa: E402
 from keras_mixnn.streaming import ImageFileDataset, LoaderDataset  # noqa: E402
 
 __all__ = [
     "ArrayDataset",
+    "EpochCheckpoint",
     "ImageFileDataset",
     "LoaderDataset",
     "MixNNCallback",
     "MixNNDataset",
     "MixNNModel",
+    "NonFiniteLossError",
     "architectures",
+    "checkpoint",
     "datasets",
     "mixture",
     "neighbours",

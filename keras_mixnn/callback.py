@@ -1,5 +1,7 @@
 """`MixNNCallback`: the per-epoch pass that feeds MixNN's training step."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -17,6 +19,10 @@ LOG_KEYS = (
     "mixnn_refreshed",
     "mixnn_unreadable",
 )
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; training stopped there."""
 
 
 class MixNNCallback(keras.callbacks.Callback):
@@ -51,6 +57,12 @@ class MixNNCallback(keras.callbacks.Callback):
       epoch (0 when no pass ran);
     - `mixnn_unreadable`: samples found unreadable so far (streamed datasets
       with `on_bad_file="skip"`; otherwise 0).
+
+    A training loss that becomes NaN or infinite stops `fit` at that step
+    with a `NonFiniteLossError` naming the epoch and step. No callback's
+    end of epoch runs for that epoch, so checkpoints keep the last complete
+    one, and MixNN's state (soft targets, clean probabilities, neighbours)
+    stays readable.
 
     Args:
         neighbour_search: `"auto"`, `"exact"`, `"hnsw"` or a
@@ -113,6 +125,7 @@ class MixNNCallback(keras.callbacks.Callback):
         self._features = self._logits = self._neighbours = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         model = self.model
         mixnn_epoch = model.mixnn_epoch
         self._targets_before = ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
@@ -144,6 +157,24 @@ class MixNNCallback(keras.callbacks.Callback):
         state.epoch.assign(mixnn_epoch + 1)
         if logs is not None:
             logs.update(figures)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Read from `logs`, not the model: touching `self.model` would sync JAX's state every step.
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(ops.convert_to_numpy(loss))
+        if math.isfinite(loss):
+            return
+        state = self.model.state  # Re-attaches the variables under JAX, so the state stays readable.
+        done = int(ops.convert_to_numpy(state.epoch)) if state.built else 0
+        raise NonFiniteLossError(
+            f"The training loss became {loss} in epoch {self._epoch + 1}, step {batch + 1}; training "
+            f"stopped there. A checkpoint saved at an epoch's end still holds the last complete one "
+            f"({done} MixNN epochs); the model's weights are now unusable. Lower the learning rate, add "
+            "gradient clipping (e.g. `clipnorm=1.0` on the optimizer) or check the inputs' scale, then "
+            "train again from that checkpoint."
+        )
 
     def on_train_end(self, logs=None):
         self._data = self._extractor = self._index = None

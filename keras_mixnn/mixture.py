@@ -45,9 +45,10 @@ def fit_clean_probability(
     With more than `max_fit_samples` losses the mixture is fitted on a
     seeded random subset of that size and every loss is scored under it,
     which keeps the fit under half a second at a million samples. When the
-    losses cannot be separated (all equal, or the fit collapses to one
-    component) every sample gets `FALLBACK_PROBABILITY`, so the mixing
-    weights become equal, and a `RuntimeWarning` says so.
+    losses cannot be separated (non-finite, all equal, the fit fails or
+    collapses to one component) every sample gets `FALLBACK_PROBABILITY`,
+    so the mixing weights become equal, and a `RuntimeWarning` says so;
+    training goes on.
 
     Args:
         losses: `(N,)` per-sample losses.
@@ -81,16 +82,23 @@ def fit_clean_probability(
     mixture = GaussianMixture(
         n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=seed
     )
-    with warnings.catch_warnings():
-        # Ten EM steps rarely "converge" by sklearn's test; that is intended.
-        warnings.simplefilter("ignore")
-        mixture.fit(fit_on.reshape(-1, 1))
+    try:
+        with warnings.catch_warnings():
+            # Ten EM steps rarely "converge" by sklearn's test; that is intended.
+            warnings.simplefilter("ignore")
+            mixture.fit(fit_on.reshape(-1, 1))
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
+        return _fallback(len(losses), f"the mixture fit failed: {type(error).__name__}: {error}")
     means = mixture.means_.reshape(-1)
     if np.isclose(means[0], means[1]):
         return _fallback(len(losses), "the mixture found a single component")
     clean_component = int(np.argmin(means))
     variances = mixture.covariances_.reshape(-1)
-    return _posterior(normalised, mixture.weights_, means, variances, clean_component).astype(np.float32)
+    with np.errstate(all="ignore"):
+        posterior = _posterior(normalised, mixture.weights_, means, variances, clean_component)
+    if not np.all(np.isfinite(posterior)):
+        return _fallback(len(losses), "the mixture's posterior is not finite")
+    return posterior.astype(np.float32)
 
 
 def _posterior(values, weights, means, variances, component):

@@ -315,6 +315,31 @@ class MixNNModel(keras.Model):
         config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         return cls(**config)
 
+    def save_own_variables(self, store):
+        # Keras saves no random generator's position; a resumed run must draw what the uninterrupted one would.
+        for position, variable in enumerate(self._seed_states()):
+            store[f"seed_state_{position}"] = ops.convert_to_numpy(variable)
+
+    def load_own_variables(self, store):
+        saved = sorted((key for key in store.keys() if key.startswith("seed_state_")), key=lambda key: int(key[11:]))
+        states = self._seed_states()
+        if not saved:
+            return  # Saved before random positions were kept.
+        if len(saved) != len(states):
+            warnings.warn(
+                f"The checkpoint holds {len(saved)} random generator positions but this model has "
+                f"{len(states)}; they were not restored, so random draws (augmentation, random partners) "
+                "will differ from the saved run's.",
+                stacklevel=2,
+            )
+            return
+        for key, variable in zip(saved, states):
+            variable.assign(np.asarray(store[key]))
+
+    def _seed_states(self):
+        """The state variables of every `keras.random.SeedGenerator` in the model, in a fixed order."""
+        return [variable for variable in self.variables if variable.name == "seed_generator_state"]
+
     # -- Training step ----------------------------------------------------
 
     def trains_mixup_in(self, epoch):

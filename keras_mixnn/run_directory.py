@@ -6,7 +6,18 @@ import pathlib
 
 import numpy as np
 
-RUN_FILES = ("config.json", "noisy_labels.npy", "history.csv", "metrics.json", "model.keras", "label_issues.csv")
+from keras_mixnn._files import PARTIAL_PREFIX, write_atomically
+
+CHECKPOINT = "checkpoint.weights.h5"
+RUN_FILES = (
+    "config.json",
+    "noisy_labels.npy",
+    "history.csv",
+    "metrics.json",
+    "model.keras",
+    "label_issues.csv",
+    CHECKPOINT,
+)
 
 
 def check_run_dir(path, *, overwrite):
@@ -32,7 +43,10 @@ def check_run_dir(path, *, overwrite):
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not overwrite:
-        raise ValueError(f"run directory {path} already exists; pass --overwrite to replace it or --output for another.")
+        raise ValueError(
+            f"run directory {path} already exists; pass --resume to continue it, --overwrite to replace it "
+            "or --output for another."
+        )
     if not _holds_run_config(path):
         raise ValueError(
             f"{path} is not empty and holds no keras-mixnn config.json, so it is not a keras-mixnn run directory; "
@@ -48,10 +62,85 @@ def _holds_run_config(path):
     return isinstance(config, dict) and {"recipe", "run"} <= set(config)
 
 
+def check_resumable(path, recipe, *, backend):
+    """Fails unless `path` is a run directory this recipe can resume; changes nothing.
+
+    Args:
+        path: the run directory.
+        recipe: the `Recipe` the resumed run is to follow.
+        backend: the Keras backend the resumed run would use.
+
+    Returns:
+        The directory's `config.json`, as a dict.
+
+    Raises:
+        ValueError: `path` holds no keras-mixnn run, was made by another
+            recipe, configuration or backend, or has finished.
+    """
+    path = pathlib.Path(path)
+    if not _holds_run_config(path):
+        raise ValueError(
+            f"--resume: {path} holds no keras-mixnn run (no config.json); run without --resume to start one there."
+        )
+    config = json.loads((path / "config.json").read_text())
+    wanted = json.loads(json.dumps(recipe.to_dict()))
+    saved = config["recipe"]
+    changed = [
+        f"{name}={saved.get(name)!r} there, {wanted.get(name)!r} now"
+        for name in sorted(set(saved) | set(wanted))
+        if saved.get(name) != wanted.get(name)
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume: {path} was trained with another configuration ({'; '.join(changed)}). Resume with the "
+            "same recipe and --set/--seed options, or start a new run with --output."
+        )
+    if config["run"].get("backend") not in (None, backend):
+        raise ValueError(
+            f"--resume: {path} was trained on the {config['run']['backend']} backend, not {backend}; resume it "
+            f"with --backend {config['run']['backend']}."
+        )
+    if (path / "metrics.json").exists() and not (path / CHECKPOINT).exists():
+        raise ValueError(f"--resume: the run in {path} has finished; there is nothing to resume.")
+    return config
+
+
+def read_history(path):
+    """The rows of a `history.csv` written by `keras.callbacks.CSVLogger`, as dicts."""
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def truncate_history(path, num_epochs):
+    """Keeps the rows of the first `num_epochs` epochs of `history.csv` (if it exists).
+
+    A run killed after writing an epoch's row but before its checkpoint
+    repeats that epoch when resumed; its first row must go.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    epoch = header.index("epoch")
+    # A row cut short by the crash is dropped with the rest of its epoch.
+    kept = [row for row in body if len(row) == len(header) and row[epoch].isdigit() and int(row[epoch]) < num_epochs]
+
+    def write(partial):
+        with open(partial, "w", newline="") as file:
+            csv.writer(file).writerows([header] + kept)
+
+    write_atomically(path, write)
+
+
 def clear_run_files(run_dir):
-    """Removes the files a run writes (`RUN_FILES`) from `run_dir`, and nothing else."""
+    """Removes the files a run writes (`RUN_FILES`, whole or partial) from `run_dir`, and nothing else."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+        (run_dir / (PARTIAL_PREFIX + name)).unlink(missing_ok=True)
 
 
 def next_free_dir(path):

@@ -9,7 +9,12 @@ The run directory holds:
 - `metrics.json`: the final figures;
 - `model.keras`: the trained `MixNNModel`;
 - `label_issues.csv`: every training sample's given and corrected label and
-  its clean probability, least likely clean first.
+  its clean probability, least likely clean first;
+- `checkpoint.weights.h5`, while the run is unfinished: the end of its last
+  complete epoch, which `--resume` continues from.
+
+Every file is written under a temporary name and renamed into place, so a
+crash leaves each file whole (or absent), never half written.
 
 The test split is passed to `fit` as validation data only to report its
 accuracy each epoch; nothing is selected on it.
@@ -26,7 +31,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 import keras_mixnn
-from keras_mixnn import applications, architectures, noise, run_directory
+from keras_mixnn import applications, architectures, checkpoint, noise, run_directory
+from keras_mixnn._files import partial_path, write_atomically
 from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.data import ArrayDataset
 from keras_mixnn.datasets import ImageFileData
@@ -231,8 +237,12 @@ class EpochSummary(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts) + f"  ({seconds:.1f} s)", file=self.stream, flush=True)
 
 
-def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
+def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, record=None):
     """Trains a recipe on `data` and writes the run directory.
+
+    Every epoch ends with a checkpoint (`run_directory.CHECKPOINT`, written
+    whole or not at all) that `resume=True` continues from; it is removed
+    once the run's final files are written.
 
     Args:
         recipe: a `Recipe`.
@@ -245,6 +255,11 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         verbose: `0` silent, `1` Keras' progress bar and one summary line
             per epoch, `2` the summary line only. Defaults to `1`.
         overwrite: replace an existing run directory. Defaults to `False`.
+        resume: continue the interrupted run in `run_dir` from its last
+            checkpoint, with its soft targets, clean probabilities,
+            neighbours, optimizer state, schedule position and random
+            generators; refused for a run of another recipe, configuration,
+            backend or data. Defaults to `False`.
         record: extra facts for `config.json` (the command, the recipe file).
             Defaults to `None`.
 
@@ -252,12 +267,19 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         The dict written to `metrics.json`.
     """
     run_dir = pathlib.Path(run_dir)
-    run_directory.check_run_dir(run_dir, overwrite=overwrite)
+    if resume and overwrite:
+        raise ValueError("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
+    if resume:
+        config = run_directory.check_resumable(run_dir, recipe, backend=keras.backend.backend())
+    else:
+        run_directory.check_run_dir(run_dir, overwrite=overwrite)
     files = isinstance(data, ImageFileData)
     if files:
         given_labels, flipped = data.train.labels, None  # Real noise: which labels are wrong is unknown.
     else:
         given_labels, flipped = simulate_noise(recipe, data.y_train)
+    if resume:
+        _check_same_data(run_dir, config, data, given_labels)
     dataset = training_dataset(recipe, data, given_labels)
     steps_per_epoch = recipe.steps_per_epoch or math.ceil(len(given_labels) / recipe.batch_size)
     model, weights_note = build_model(recipe, data, steps_per_epoch=steps_per_epoch)
@@ -266,31 +288,46 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         validation_name = data.validation.name if data.validation else None
     else:
         validation, validation_name = (data.x_test, data.y_test), "test"
+
+    checkpoint_path = run_dir / run_directory.CHECKPOINT
+    initial_epoch = 0
+    if resume:
+        partial_path(checkpoint_path).unlink(missing_ok=True)  # Left by a crash while it was written.
+        if checkpoint_path.exists():
+            initial_epoch = checkpoint.restore_checkpoint(model, checkpoint_path)
+        run_directory.truncate_history(run_dir / "history.csv", initial_epoch)
+        _record_resumption(run_dir, config, record, initial_epoch)
+        weights_note = f"resuming after epoch {initial_epoch} of {recipe.epochs} from {run_dir}"
     if verbose:
         print(weights_note, flush=True)
 
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # Only the run's own files are replaced; anything else in the directory stays.
-    run_directory.clear_run_files(run_dir)
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Only the run's own files are replaced; anything else in the directory stays.
+        run_directory.clear_run_files(run_dir)
     finished_epochs = []
     try:
-        _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
-        np.save(run_dir / "noisy_labels.npy", given_labels)
+        if not resume:
+            _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
+            write_atomically(run_dir / "noisy_labels.npy", lambda path: np.save(path, given_labels))
         callbacks = [MixNNCallback(**recipe.callback_options())]
         callbacks += [] if files else [LabelFigures(data.y_train, flipped)]
         callbacks += [
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),
         ]
         if verbose:
             # Keras' own progress bar, placed first so the summary line follows it.
             callbacks += [keras.callbacks.ProgbarLogger()] if verbose == 1 else []
             callbacks.append(EpochSummary(recipe.epochs, validation_name=validation_name))
+        # Last, so an epoch's row is in history.csv before the checkpoint that ends it.
+        callbacks.append(checkpoint.EpochCheckpoint(checkpoint_path))
         start = time.perf_counter()
-        history = model.fit(
+        model.fit(
             dataset,
             epochs=recipe.epochs,
+            initial_epoch=initial_epoch,
             steps_per_epoch=recipe.steps_per_epoch,
             validation_data=validation,
             callbacks=callbacks,
@@ -299,7 +336,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         seconds = time.perf_counter() - start
     except BaseException:
         # A run that fails before its first epoch leaves nothing behind, so the retry can use the same directory.
-        if not finished_epochs:
+        if not resume and not finished_epochs:
             run_directory.clear_run_files(run_dir)
             if created and not any(run_dir.iterdir()):
                 run_dir.rmdir()
@@ -313,18 +350,49 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, record=None):
         metrics.update(label_accuracy=None, given_label_accuracy=None, detection_auc=None)
     else:
         figures = label_figures(model, data.y_train, flipped)
+        last_epoch = run_directory.read_history(run_dir / "history.csv")[-1]
         metrics = {
-            "test_top1": history.history["val_accuracy"][-1],
-            "test_top5": history.history["val_top5_accuracy"][-1],
+            "test_top1": float(last_epoch["val_accuracy"]),
+            "test_top5": float(last_epoch["val_top5_accuracy"]),
             "label_accuracy": figures["label_accuracy"],
             "given_label_accuracy": float(1 - flipped.mean()),
             "detection_auc": None if math.isnan(figures["detection_auc"]) else figures["detection_auc"],
         }
     metrics.update(epochs=recipe.epochs, train_seconds=round(seconds, 1))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    model.save(run_dir / "model.keras")
-    run_directory.write_label_issues(run_dir / "label_issues.csv", given_labels, model)
+    if resume:
+        metrics["resumed_after_epoch"] = initial_epoch
+    write_atomically(run_dir / "metrics.json", lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
+    write_atomically(run_dir / "model.keras", model.save)
+    write_atomically(
+        run_dir / "label_issues.csv", lambda path: run_directory.write_label_issues(path, given_labels, model)
+    )
+    # The final files hold all it had; a later --resume says the run has finished.
+    checkpoint_path.unlink(missing_ok=True)
     return metrics
+
+
+def _check_same_data(run_dir, config, data, given_labels):
+    """Refuses to resume a run on other data or other training labels."""
+    saved = config["run"]
+    if saved.get("data") != data.source or saved.get("training_samples") != len(given_labels):
+        raise ValueError(
+            f"--resume: {run_dir} was trained on {saved.get('data')} ({saved.get('training_samples')} training "
+            f"samples), not {data.source} ({len(given_labels)}); resume with the same --data-dir."
+        )
+    labels_path = run_dir / "noisy_labels.npy"
+    if labels_path.exists() and not np.array_equal(np.load(labels_path), given_labels):
+        raise ValueError(
+            f"--resume: the training labels differ from {labels_path}, so the data has changed since the run "
+            "began; resume with the data it was trained on, or start a new run with --output."
+        )
+
+
+def _record_resumption(run_dir, config, record, initial_epoch):
+    config["run"].setdefault("resumed", []).append(
+        {"after_epoch": initial_epoch, "command": (record or {}).get("command")}
+    )
+    text = json.dumps(config, indent=2) + "\n"
+    write_atomically(run_dir / "config.json", lambda path: path.write_text(text))
 
 
 def training_dataset(recipe, data, labels):
@@ -372,4 +440,5 @@ def _write_config(run_dir, recipe, data, flipped, record):
             "noise_rate_realised": None if flipped is None else float(flipped.mean()),
         },
     }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    text = json.dumps(config, indent=2) + "\n"
+    write_atomically(run_dir / "config.json", lambda path: path.write_text(text))

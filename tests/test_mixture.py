@@ -62,3 +62,36 @@ def test_fit_on_a_subset_scores_every_sample_close_to_a_full_fit():
 def test_max_fit_samples_is_checked(value, error):
     with pytest.raises(error, match="max_fit_samples"):
         fit_clean_probability(_noisy_losses(100), max_fit_samples=value)
+
+
+def test_a_failing_mixture_fit_falls_back_to_equal_weights_with_a_warning(monkeypatch):
+    from sklearn.mixture import GaussianMixture
+
+    def fail(self, values):
+        raise ValueError("Fitting the mixture model failed because some components have ill-defined covariance")
+
+    monkeypatch.setattr(GaussianMixture, "fit", fail)
+    with pytest.warns(RuntimeWarning, match="mixture fit failed: ValueError: Fitting the mixture"):
+        probability = fit_clean_probability(_noisy_losses(200))
+    np.testing.assert_array_equal(probability, FALLBACK_PROBABILITY)
+
+
+def test_training_goes_on_with_equal_weights_when_the_mixture_fit_fails(monkeypatch, noisy_digits):
+    from conftest import tiny_backbone
+    from sklearn.mixture import GaussianMixture
+
+    import keras_mixnn as kmx
+
+    def fail(self, values):
+        raise np.linalg.LinAlgError("singular")
+
+    monkeypatch.setattr(GaussianMixture, "fit", fail)
+    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=5, seed=0)
+    model.compile(optimizer="adam")
+    with pytest.warns(RuntimeWarning, match="LinAlgError: singular"):
+        history = model.fit(
+            noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0
+        )
+    assert np.isfinite(history.history["loss"]).all()
+    np.testing.assert_array_equal(model.clean_probability, FALLBACK_PROBABILITY)
+    assert history.history["mixnn_mean_lambda"][-1] == pytest.approx(0.5)

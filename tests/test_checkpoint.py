@@ -1,0 +1,183 @@
+"""Checkpoints are whole or absent, --resume refuses what it cannot continue, a NaN loss stops cleanly."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import tiny_backbone
+
+import keras_mixnn as kmx
+from keras_mixnn import callback, checkpoint, runner
+from keras_mixnn_cli import main
+
+QUICK = ["--set", "epochs=3", "--set", "warmup_epochs=1", "--set", "correction_start=2"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args], catch_exceptions=False)
+
+
+def one_line_error(result):
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def trained_model(noisy_digits, epochs):
+    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam")
+    model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=epochs, batch_size=50, verbose=0)
+    return model
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, noisy_digits, monkeypatch):
+    path = tmp_path / "checkpoint.weights.h5"
+    model = trained_model(noisy_digits, epochs=2)
+    checkpoint.save_checkpoint(model, path)
+    saved_targets = model.soft_targets
+
+    def crash_mid_write(filepath, overwrite=True):
+        with open(filepath, "wb") as file:
+            file.write(b"\x89HDF\r\n half a file")
+        raise KeyboardInterrupt  # The process dies while writing.
+
+    model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=1, batch_size=50, verbose=0)
+    monkeypatch.setattr(model, "save_weights", crash_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(model, path)
+
+    restored = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    restored.compile(optimizer="adam")
+    assert checkpoint.restore_checkpoint(restored, path) == 2
+    np.testing.assert_array_equal(restored.soft_targets, saved_targets)
+    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == 2 * 4
+
+
+def test_epoch_checkpoint_wants_a_weights_file_name(tmp_path):
+    with pytest.raises(ValueError, match="end in .weights.h5"):
+        kmx.EpochCheckpoint(tmp_path / "checkpoint.h5")
+
+
+@pytest.fixture(scope="module")
+def killed_run(tmp_path_factory):
+    """A digits run stopped by a NaN loss in its third epoch, after two complete ones."""
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+
+    class PoisonedMixNNCallback(callback.MixNNCallback):
+        def on_epoch_begin(self, epoch, logs=None):
+            super().on_epoch_begin(epoch, logs)
+            if epoch == 2:
+                kernel = self.model.backbone.layers[-1].kernel
+                kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+    original = runner.MixNNCallback
+    runner.MixNNCallback = PoisonedMixNNCallback
+    try:
+        result = invoke("run", "digits_sym40", *QUICK, "--output", run_dir)
+    finally:
+        runner.MixNNCallback = original
+    return run_dir, result
+
+
+def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(killed_run):
+    run_dir, result = killed_run
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ")
+    assert "The training loss became nan in epoch 3, step 1" in line and "Lower the learning rate" in line
+    assert len(open(run_dir / "history.csv").read().strip().splitlines()) == 1 + 2
+    assert not (run_dir / "model.keras").exists()
+
+
+def test_the_last_good_checkpoint_survives_a_non_finite_loss_and_resumes(killed_run):
+    run_dir, _ = killed_run
+    result = invoke("run", "digits_sym40", *QUICK, "--output", run_dir, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 2 of 3" in result.output
+    history = open(run_dir / "history.csv").read().strip().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2"]
+    loaded = keras.saving.load_model(run_dir / "model.keras")
+    assert loaded.mixnn_epoch == 3 and np.isfinite(loaded.get_weights()[-1]).all()
+
+
+def test_fit_stops_at_a_non_finite_loss_and_backup_keeps_the_last_epoch(tmp_path, noisy_digits):
+    class PoisonAtThirdEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                kernel = self.model.backbone.layers[-1].kernel
+                kernel.assign(np.full(kernel.shape, np.inf, dtype="float32"))
+
+    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam")
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(kmx.NonFiniteLossError, match=r"in epoch 3, step 1;.*\(2 MixNN epochs\)"):
+        model.fit(
+            noisy_digits["x_train"][:200],
+            noisy_digits["y_noisy"][:200],
+            epochs=4,
+            batch_size=50,
+            callbacks=[backup, PoisonAtThirdEpoch()],
+            verbose=0,
+        )
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert np.isfinite(model.soft_targets).all() and model.clean_probability.shape == (200,)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+    assert invoke("run", "digits_sym40", *QUICK, "--output", run_dir).exit_code == 0
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--set", "epochs=4"], "another configuration (epochs=3 there, 4 now)"),
+        (["--seed", "7"], "seed=0 there, 7 now"),
+        (["--set", "method=ce"], "method='mixnn' there, 'ce' now"),
+    ],
+    ids=["epochs", "seed", "method"],
+)
+def test_resume_refuses_another_configuration(finished_run, args, words):
+    before = {path.name: path.stat().st_mtime_ns for path in finished_run.iterdir()}
+    line = one_line_error(invoke("run", "digits_sym40", *QUICK, *args, "--output", finished_run, "--resume"))
+    assert words in line and "start a new run with --output" in line
+    assert {path.name: path.stat().st_mtime_ns for path in finished_run.iterdir()} == before
+
+
+def test_resume_refuses_a_finished_run(finished_run):
+    line = one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", finished_run, "--resume"))
+    assert "has finished; there is nothing to resume" in line
+
+
+def test_resume_refuses_another_backend(finished_run, tmp_path):
+    config = json.loads((finished_run / "config.json").read_text())
+    config["run"]["backend"] = "elsewhere"
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_text(json.dumps(config))
+    line = one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", copy, "--resume"))
+    assert "was trained on the elsewhere backend" in line and "--backend elsewhere" in line
+
+
+@pytest.mark.parametrize(
+    "setup, extra, words",
+    [
+        (lambda path: None, [], "holds no keras-mixnn run"),
+        (lambda path: path.mkdir(), [], "holds no keras-mixnn run"),
+        (lambda path: None, ["--overwrite"], "not both"),
+    ],
+    ids=["missing", "not-a-run", "with-overwrite"],
+)
+def test_resume_refuses_what_it_cannot_continue(tmp_path, setup, extra, words):
+    run_dir = tmp_path / "run"
+    setup(run_dir)
+    assert words in one_line_error(invoke("run", "digits_sym40", "--output", run_dir, "--resume", *extra))
+
+
+def test_resume_needs_the_run_directory(tmp_path):
+    assert "--resume needs --output" in one_line_error(invoke("run", "digits_sym40", "--resume"))
