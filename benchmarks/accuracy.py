@@ -62,6 +62,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=SCHEDULE["epochs"], help="also the cosine cycle's length")
     parser.add_argument("--warmup-epochs", type=int, default=SCHEDULE["warmup_epochs"])
     parser.add_argument("--correction-start", type=int, default=SCHEDULE["correction_start"])
+    parser.add_argument("--batch-size", type=int, default=128, help="the paper's 128; smaller for tiny test data")
     args = parser.parse_args()
     schedule = dict(
         SCHEDULE,
@@ -69,6 +70,7 @@ def main():
         restart_epochs=args.epochs,
         warmup_epochs=args.warmup_epochs,
         correction_start=args.correction_start,
+        batch_size=args.batch_size,
     )
     if not args.data.is_file():
         parser.error(f"{args.data} not found; pass --data PATH to cifar10-10k.npz")

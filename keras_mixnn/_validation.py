@@ -1,8 +1,12 @@
 """Checks of user input that fail fast, with the problem and the fix."""
 
 import numbers
+import warnings
 
 import numpy as np
+
+# How many missing class ids a warning lists before it says "...".
+_SHOWN_CLASSES = 10
 
 
 def check_choice(name, value, choices):
@@ -55,6 +59,14 @@ def check_labels(labels, num_classes, *, num_samples=None):
 
     Returns:
         The labels as a 1-D int64 NumPy array.
+
+    Raises:
+        TypeError: the labels are not integers.
+        ValueError: the labels are one-hot, not 1-D, not one per input, or
+            outside `[0, num_classes)`.
+
+    Warns:
+        UserWarning: a class never occurs in the labels; training goes on.
     """
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] == 1:
@@ -79,7 +91,28 @@ def check_labels(labels, num_classes, *, num_samples=None):
             f"Labels must be class ids in [0, {num_classes}) for a backbone with {num_classes} "
             f"outputs; found {bad}."
         )
-    return labels.astype(np.int64)
+    labels = labels.astype(np.int64)
+    _warn_missing_classes(labels, num_classes)
+    return labels
+
+
+def _warn_missing_classes(labels, num_classes):
+    """Warns when some of the `num_classes` classes never occur in `labels`."""
+    if not len(labels):
+        return
+    missing = np.flatnonzero(np.bincount(labels, minlength=num_classes) == 0)
+    if not len(missing):
+        return
+    shown = ", ".join(str(label) for label in missing[:_SHOWN_CLASSES])
+    if len(missing) > _SHOWN_CLASSES:
+        shown += ", ..."
+    warnings.warn(
+        f"{len(missing)} of the {num_classes} classes never occur in the labels (class ids {shown}); "
+        "training goes on anyway, but the model sees no example of them. If that is not intended, check "
+        "the labels, or build the backbone with one output per class that occurs.",
+        UserWarning,
+        stacklevel=5,  # The caller of MixNNModel.fit.
+    )
 
 
 def check_inputs(x, expected_shape):

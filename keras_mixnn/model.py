@@ -525,9 +525,9 @@ class MixNNModel(keras.Model):
                 f"samples; got {num_samples}. Use more data or a smaller num_neighbours."
             )
         if num_samples < batch_size:
-            warnings.warn(
-                f"The training set ({num_samples} samples) is smaller than one batch ({batch_size}).",
-                stacklevel=3,
+            raise ValueError(
+                f"The training set ({num_samples} samples) is smaller than one batch (batch_size={batch_size}); "
+                f"pass a batch_size of at most {num_samples} (to fit, or to the MixNNDataset), or use more data."
             )
 
     def _prepare_state(self, labels):

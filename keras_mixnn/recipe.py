@@ -15,6 +15,7 @@ so the command can choose the backend first.
 """
 
 import dataclasses
+import functools
 import importlib.util
 import math
 import pathlib
@@ -294,7 +295,7 @@ class Recipe:
         """A copy with `changes` applied and checked; unknown names are refused."""
         unknown = sorted(set(changes) - set(field_names()))
         if unknown:
-            raise ValueError(f"Unknown recipe field(s) {unknown}; valid fields: {', '.join(field_names())}.")
+            raise ValueError(_unknown_fields_message(unknown))
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
@@ -316,6 +317,26 @@ class Recipe:
             "neighbour_search deterministic inference_batch_size refresh_every refresh_subset mixture_fit_samples"
         ).split()
         return {name: getattr(self, name) for name in names}
+
+
+def _refuse_unknown_fields(init):
+    """Wraps the dataclass `__init__` so a misspelt field is named with the valid ones."""
+
+    @functools.wraps(init)
+    def checked_init(self, *args, **fields):
+        unknown = sorted(set(fields) - set(field_names()))
+        if unknown:
+            raise TypeError(_unknown_fields_message(unknown))
+        init(self, *args, **fields)
+
+    return checked_init
+
+
+Recipe.__init__ = _refuse_unknown_fields(Recipe.__init__)
+
+
+def _unknown_fields_message(unknown):
+    return f"Unknown recipe field(s) {unknown}; valid fields: {', '.join(field_names())}."
 
 
 def paper_cifar(dataset, *, noise, noise_rate, **changes):
@@ -476,7 +497,9 @@ def _check_type(name, value, annotation):
     if value is None and optional:
         return
     if kind is float:
-        valid = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if valid and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; received {value!r}.")
     elif kind is int:
         valid = isinstance(value, int) and not isinstance(value, bool)
     else:

@@ -84,9 +84,9 @@ def test_epoch_overhead_benchmark_names_a_missing_data_file(tmp_path):
 def test_accuracy_benchmark_prints_mean_and_spread(tiny_cifar):
     output = run_benchmark(
         "accuracy.py", "--data", tiny_cifar, "--noise", "sym40", "--methods", "mixnn", "--seeds", 0, 1,
-        "--epochs", 4, "--warmup-epochs", 1, "--correction-start", 2,
+        "--epochs", 4, "--warmup-epochs", 1, "--correction-start", 2, "--batch-size", 25,
     )
-    assert "'epochs': 4, 'restart_epochs': 4, 'warmup_epochs': 1, 'correction_start': 2" in output
+    assert "'epochs': 4, 'restart_epochs': 4, 'warmup_epochs': 1, 'correction_start': 2, 'batch_size': 25" in output
     assert re.search(rf"\| sym40 \| mixnn \| {NUMBER} ± {NUMBER} \| {NUMBER} ± {NUMBER} \| 0.6", output), output
 
 

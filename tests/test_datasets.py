@@ -1,15 +1,20 @@
-"""Dataset loading: digits, CIFAR from tensorflow-datasets, official batches and .npz files."""
+"""Dataset loading: digits, CIFAR from tensorflow-datasets, official batches and .npz files, image folders."""
 
 import os
 import pathlib
 import pickle
+import shutil
 import sys
 import types
 
+import keras
 import numpy as np
 import pytest
 
-from keras_mixnn import datasets
+import keras_mixnn as kmx
+from keras_mixnn import datasets, runner
+from keras_mixnn.recipe import Recipe
+from keras_mixnn.streaming import UnreadableSampleWarning
 
 SHARED_CIFAR = pathlib.Path(
     os.environ.get("KERAS_MIXNN_CIFAR10_NPZ", pathlib.Path(__file__).resolve().parents[2] / "shared/data/cifar10-10k.npz")
@@ -224,3 +229,90 @@ def test_the_shared_cifar10_subset_loads_from_its_npz():
     assert data.x_train.shape == (10000, 32, 32, 3) and data.x_test.shape == (2000, 32, 32, 3)
     assert data.class_names[:2] == ("airplane", "automobile")
     assert np.all((100 < data.mean) & (data.mean < 140)) and np.all((50 < data.std) & (data.std < 80))
+
+
+# -- Image folders (Clothing1M, mini-WebVision) ------------------------------
+
+LAYOUT_FILES = {"clothing1m": "noisy_label_kv.txt", "webvision": "info/train_filelist_google.txt"}
+
+
+@pytest.mark.parametrize("name", ["clothing1m", "webvision"])
+@pytest.mark.parametrize("state", ["missing", "empty", "a-file"])
+def test_a_missing_or_empty_image_folder_names_the_path_and_the_layout(tmp_path, name, state):
+    folder = tmp_path / "data"
+    if state == "empty":
+        folder.mkdir()
+    elif state == "a-file":
+        folder.write_text("not a folder")
+    with pytest.raises(ValueError) as error:
+        datasets.load(name, data_dir=folder)
+    message = str(error.value)
+    assert message.startswith(str(folder)) and "\n" not in message
+    assert ("lacks " if state == "empty" else "is not a directory") in message
+    assert f"expected {'Clothing1M' if name == 'clothing1m' else 'WebVision'}'s folder" in message
+    assert LAYOUT_FILES[name] in message
+
+
+@pytest.mark.parametrize(
+    "name, emptied, words",
+    [
+        ("clothing1m", "noisy_train_key_list.txt", "noisy_train_key_list.txt lists no images"),
+        ("clothing1m", "clean_test_key_list.txt", "clean_test_key_list.txt lists no images"),
+        ("webvision", "info/train_filelist_google.txt", "train_filelist_google.txt lists no image of classes 0..49"),
+        ("webvision", "info/val_filelist.txt", "val_filelist.txt lists no image of classes 0..49"),
+    ],
+)
+def test_an_image_folder_whose_lists_are_empty_names_the_list(request, tmp_path, name, emptied, words):
+    folder = tmp_path / name
+    shutil.copytree(request.getfixturevalue(f"{name}_dir"), folder)
+    (folder / emptied).write_text("")
+    with pytest.raises(ValueError, match=words) as error:
+        datasets.load(name, data_dir=folder)
+    assert str(folder) in str(error.value)
+
+
+def corrupt_clothing1m(clothing1m_dir, tmp_path):
+    """A copy of the tiny Clothing1M folder whose fourth training image is not a JPEG; its path."""
+    folder = tmp_path / "clothing1m"
+    shutil.copytree(clothing1m_dir, folder)
+    broken = folder / "images/3/03/train3.jpg"
+    broken.write_bytes(b"not a jpeg")
+    return folder, str(broken)
+
+
+def image_recipe(**changes):
+    return Recipe(dataset="clothing1m", noise="none", backbone="cnn", image_size=16, batch_size=8, epochs=1,
+                  warmup_epochs=0, correction_start=0, **changes)  # fmt: skip
+
+
+def pooling_model():
+    backbone = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(14)]
+    )
+    model = kmx.MixNNModel(backbone, warmup_epochs=0, correction_start=0, seed=0)
+    model.compile(optimizer="adam")
+    return model
+
+
+def test_a_corrupt_image_in_the_data_folder_is_named(clothing1m_dir, tmp_path):
+    folder, broken = corrupt_clothing1m(clothing1m_dir, tmp_path)
+    data = datasets.load("clothing1m", data_dir=folder)  # Only the lists are read here.
+    dataset = runner.training_dataset(image_recipe(), data, data.train.labels)
+    # TensorFlow runs the dataset inside tf.data, which re-raises its errors as InvalidArgumentError.
+    expected = Exception if keras.backend.backend() == "tensorflow" else ValueError
+    with pytest.raises(expected, match=r"train3\.jpg.*on_bad_file='skip'") as error:
+        pooling_model().fit(dataset, epochs=1, verbose=0)
+    assert broken in str(error.value)
+    assert pathlib.Path(broken).read_bytes() == b"not a jpeg"  # The data folder is left as it was.
+
+
+def test_a_corrupt_image_is_skipped_and_counted_on_request(clothing1m_dir, tmp_path):
+    folder, broken = corrupt_clothing1m(clothing1m_dir, tmp_path)
+    data = datasets.load("clothing1m", data_dir=folder)
+    dataset = runner.training_dataset(image_recipe(on_bad_file="skip"), data, data.train.labels)
+    with pytest.warns(UnreadableSampleWarning) as caught:
+        history = pooling_model().fit(dataset, epochs=1, verbose=0)
+    assert any(broken in str(warning.message) for warning in caught)
+    np.testing.assert_array_equal(dataset.unreadable, [3])
+    assert history.history["mixnn_unreadable"] == [1.0]
+    assert np.isfinite(history.history["loss"]).all()

@@ -77,7 +77,15 @@ def test_asymmetric_recipes_use_their_datasets_mapping():
     [
         ({"epochs": 0}, ValueError, "epochs must be at least 1"),
         ({"epochs": 2.5}, TypeError, "epochs must be of type int"),
-        ({"noise_rate": 1.5}, ValueError, "noise_rate must be in [0, 1]"),
+        ({"noise_rate": 1.5}, ValueError, "noise_rate must be in [0, 1]; received 1.5"),
+        ({"noise_rate": -0.1}, ValueError, "noise_rate must be in [0, 1]; received -0.1"),
+        ({"noise_rate": "0.4"}, TypeError, "noise_rate must be of type float"),
+        ({"noise_rate": float("inf")}, ValueError, "noise_rate must be a finite number"),
+        ({"num_neighbours": 0}, ValueError, "num_neighbours must be at least 1"),
+        ({"num_neighbours": True}, TypeError, "num_neighbours must be of type int"),
+        ({"momentum": 1.0}, ValueError, "momentum must be a number in [0, 1); received 1.0"),
+        ({"momentum": -0.1}, ValueError, "momentum must be a number in [0, 1); received -0.1"),
+        ({"sgd_momentum": 1.0}, ValueError, "sgd_momentum must be in [0, 1)"),
         ({"method": "mixmatch"}, ValueError, "method must be one of"),
         ({"label_correction": "yes"}, TypeError, "label_correction must be of type bool"),
         ({"backbone": "resnet34"}, ValueError, "use backbone='mlp'"),
@@ -92,13 +100,19 @@ def test_asymmetric_recipes_use_their_datasets_mapping():
     ],
 )
 def test_bad_fields_are_refused_with_the_reason(changes, error, words):
-    with pytest.raises(error, match=words.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(error, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         Recipe(**changes)
 
 
 def test_replace_refuses_unknown_fields_and_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid fields: dataset, noise"):
         Recipe().replace(epoch=3)
+
+
+def test_construction_refuses_unknown_fields_and_lists_the_valid_ones():
+    with pytest.raises(TypeError, match=r"Unknown recipe field\(s\) \['epoch'\]; valid fields: dataset, .*epochs"):
+        Recipe(epochs=2, epoch=3)
+    assert Recipe("cifar10", epochs=2).dataset == "cifar10"  # Positional fields still work.
 
 
 @pytest.mark.parametrize(
@@ -132,6 +146,12 @@ def test_overrides_are_parsed_by_the_fields_type(assignment, field, value):
         ("label_correction=maybe", "expected true or false"),
         ("epochs=none", "epochs cannot be none"),
         ("batch_size=0", "batch_size must be at least 1"),
+        ("noise_rate=-0.1", r"noise_rate must be in \[0, 1\]"),
+        ("noise_rate=1.01", r"noise_rate must be in \[0, 1\]"),
+        ("num_neighbours=0", "num_neighbours must be at least 1"),
+        ("num_neighbours=1.5", "num_neighbours: expected an integer"),
+        ("momentum=1", r"momentum must be a number in \[0, 1\); received 1.0"),
+        ("momentum=-0.1", r"momentum must be a number in \[0, 1\); received -0.1"),
     ],
 )
 def test_bad_overrides_say_what_is_wrong(assignment, words):
@@ -155,6 +175,10 @@ def test_load_recipe_errors_name_the_file(tmp_path):
     empty.write_text("x = 1\n")
     with pytest.raises(ValueError, match="empty.py must define `recipe = Recipe"):
         load_recipe(empty)
+    misspelt = tmp_path / "misspelt.py"
+    misspelt.write_text("from keras_mixnn.recipe import Recipe\nrecipe = Recipe(epoch=3)\n")
+    with pytest.raises(ValueError, match=r"misspelt.py: Unknown recipe field\(s\) \['epoch'\]; valid fields:"):
+        load_recipe(misspelt)
     invalid = tmp_path / "invalid.py"
     invalid.write_text("from keras_mixnn.recipe import Recipe\nrecipe = Recipe(epochs=-1)\n")
     with pytest.raises(ValueError, match="invalid.py: epochs must be at least 1"):
