@@ -278,6 +278,11 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
         given_labels, flipped = data.train.labels, None  # Real noise: which labels are wrong is unknown.
     else:
         given_labels, flipped = simulate_noise(recipe, data.y_train)
+    if len(given_labels) < recipe.batch_size:
+        raise ValueError(
+            f"The training set has {len(given_labels)} samples, fewer than one batch (batch_size="
+            f"{recipe.batch_size}); pass --set batch_size={len(given_labels)} or less."
+        )
     if resume:
         _check_same_data(run_dir, config, data, given_labels)
     dataset = training_dataset(recipe, data, given_labels)

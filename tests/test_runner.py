@@ -117,7 +117,7 @@ def test_check_run_dir_refuses_a_path_under_a_file(tmp_path):
 
 
 def test_a_failed_start_keeps_what_the_user_put_in_the_run_directory(tmp_path):
-    recipe = Recipe(epochs=1, num_neighbours=5000)
+    recipe = Recipe(epochs=1, num_neighbours=5000, batch_size=8)
     data = synthetic_data(recipe, num_samples=16)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -126,6 +126,13 @@ def test_a_failed_start_keeps_what_the_user_put_in_the_run_directory(tmp_path):
     with pytest.raises(ValueError, match="num_neighbours"):
         runner.run(recipe, run_dir, data, verbose=0, overwrite=True)
     assert [path.name for path in run_dir.iterdir()] == ["notes.txt"]
+
+
+def test_a_batch_larger_than_the_training_set_is_refused_before_the_run_directory_is_made(tmp_path):
+    recipe = Recipe(epochs=1, batch_size=32)
+    with pytest.raises(ValueError, match="16 samples, fewer than one batch .* --set batch_size=16 or less"):
+        runner.run(recipe, tmp_path / "run", synthetic_data(recipe, num_samples=16), verbose=0)
+    assert not (tmp_path / "run").exists()
 
 
 def test_next_free_dir_numbers_taken_names(tmp_path):
