@@ -181,3 +181,31 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, setup, extra, words):
 
 def test_resume_needs_the_run_directory(tmp_path):
     assert "--resume needs --output" in one_line_error(invoke("run", "digits_sym40", "--resume"))
+
+
+def seed_positions(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.variables if v.name == "seed_generator_state"]
+
+
+def test_saved_weights_carry_the_random_generators_positions(tmp_path, noisy_digits):
+    def make():
+        augmentation = keras.Sequential([keras.layers.GaussianNoise(0.1, seed=1)])
+        model = kmx.MixNNModel(
+            tiny_backbone(), warmup_epochs=1, correction_start=1, weighting="random", augmentation=augmentation, seed=0
+        )
+        model.compile(optimizer="adam")
+        return model
+
+    model = make()
+    model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
+    model.save_weights(tmp_path / "model.weights.h5")
+    restored = make()
+    assert len(seed_positions(restored)) == 2  # MixNN's own generator and the augmentation's.
+    assert any((a != b).any() for a, b in zip(seed_positions(restored), seed_positions(model)))
+    restored.load_weights(tmp_path / "model.weights.h5")
+    for restored_position, position in zip(seed_positions(restored), seed_positions(model)):
+        np.testing.assert_array_equal(restored_position, position)
+
+    without_augmentation = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    with pytest.warns(UserWarning, match="2 random generator positions but this model has 1"):
+        without_augmentation.load_own_variables({"seed_state_0": np.zeros(2), "seed_state_1": np.zeros(2)})
