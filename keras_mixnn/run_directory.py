@@ -140,6 +140,12 @@ def clear_run_files(run_dir):
     """Removes the files a run writes (`RUN_FILES`, whole or partial) from `run_dir`, and nothing else."""
     for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    clear_partial_files(run_dir)
+
+
+def clear_partial_files(run_dir):
+    """Removes what a crash left half written of the run's files."""
+    for name in RUN_FILES:
         (run_dir / (PARTIAL_PREFIX + name)).unlink(missing_ok=True)
 
 

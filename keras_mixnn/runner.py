@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 
 import keras_mixnn
 from keras_mixnn import applications, architectures, checkpoint, noise, run_directory
-from keras_mixnn._files import partial_path, write_atomically
+from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.data import ArrayDataset
 from keras_mixnn.datasets import ImageFileData
@@ -297,7 +297,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
     checkpoint_path = run_dir / run_directory.CHECKPOINT
     initial_epoch = 0
     if resume:
-        partial_path(checkpoint_path).unlink(missing_ok=True)  # Left by a crash while it was written.
+        run_directory.clear_partial_files(run_dir)  # Left by a crash while they were written.
         if checkpoint_path.exists():
             initial_epoch = checkpoint.restore_checkpoint(model, checkpoint_path)
         run_directory.truncate_history(run_dir / "history.csv", initial_epoch)

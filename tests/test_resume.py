@@ -83,6 +83,8 @@ def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     kill_during_fourth_epoch("cli", tmp_path, "interrupted", "--", "run", RECIPE, *QUICK, *backend, "--output", interrupted)
     assert len(read_rows(interrupted / "history.csv")) == 3
     assert (interrupted / "checkpoint.weights.h5").exists() and not (interrupted / "model.keras").exists()
+    # As a kill while the next checkpoint was being written would leave it.
+    (interrupted / ".partial-checkpoint.weights.h5").write_bytes(b"\x89HDF\r\n half a file")
 
     resumed = worker("cli", tmp_path, "resumed", "--", "run", RECIPE, *QUICK, *backend, "--output", interrupted, "--resume")
     assert "resuming after epoch 3 of 6" in resumed.stdout
@@ -107,5 +109,6 @@ def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     for resumed_weight, expected_weight in zip(resumed_model.get_weights(), expected_model.get_weights()):
         np.testing.assert_allclose(resumed_weight, expected_weight, rtol=1e-5, atol=1e-6)
     assert not (interrupted / "checkpoint.weights.h5").exists()  # Finished: the final files hold it all.
+    assert not any(path.name.startswith(".partial-") for path in interrupted.iterdir())
     config = json.loads((interrupted / "config.json").read_text())
     assert config["run"]["resumed"][0]["after_epoch"] == 3
