@@ -315,6 +315,20 @@ class MixNNModel(keras.Model):
         config["augmentation"] = keras.saving.deserialize_keras_object(config["augmentation"])
         return cls(**config)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            # Keras saves jit_compile as resolved on this backend: "auto" becomes True on JAX, which
+            # on torch would mean torch.compile. Record the backend the value was chosen for.
+            config["backend"] = keras.backend.backend()
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        if config.pop("backend", keras.backend.backend()) != keras.backend.backend():
+            config["jit_compile"] = "auto"  # Saved under another backend: let this one choose.
+        super().compile_from_config(config)
+
     def save_own_variables(self, store):
         # Keras saves no random generator's position; a resumed run must draw what the uninterrupted one would.
         for position, variable in enumerate(self._seed_states()):

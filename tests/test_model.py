@@ -104,7 +104,7 @@ def test_final_softmax_layer_is_removed_and_model_backbone_gives_logits():
     np.testing.assert_allclose(ops.convert_to_numpy(ops.softmax(logits)), probabilities.predict(x, verbose=0), rtol=1e-5)
 
 
-def test_state_survives_save_and_load(tmp_path, backbone, noisy_digits):
+def test_state_survives_save_weights_and_load_weights(tmp_path, backbone, noisy_digits):
     model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer="adam", metrics=["accuracy"])
     model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
@@ -114,12 +114,6 @@ def test_state_survives_save_and_load(tmp_path, backbone, noisy_digits):
     for name in ("soft_targets", "clean_probability", "neighbours"):
         np.testing.assert_array_equal(getattr(restored, name), getattr(model, name))
     assert restored.mixnn_epoch == 2
-
-    model.save(tmp_path / "mixnn.keras")
-    loaded = keras.models.load_model(tmp_path / "mixnn.keras")
-    np.testing.assert_array_equal(loaded.soft_targets, model.soft_targets)
-    x = noisy_digits["x_test"][:20]
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
 
 
 def test_fit_calls_continue_the_same_schedule(backbone, noisy_digits):
