@@ -24,10 +24,14 @@ def write_atomically(path, write):
     """
     path = pathlib.Path(path)
     partial = partial_path(path)
-    write(partial)
-    with open(partial, "rb") as file:
-        os.fsync(file.fileno())
-    os.replace(partial, path)
+    try:
+        write(partial)
+        with open(partial, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     _sync_directory(path.parent)
 
 

@@ -59,10 +59,12 @@ class MixNNCallback(keras.callbacks.Callback):
       with `on_bad_file="skip"`; otherwise 0).
 
     A training loss that becomes NaN or infinite stops `fit` at that step
-    with a `NonFiniteLossError` naming the epoch and step. No callback's
-    end of epoch runs for that epoch, so checkpoints keep the last complete
-    one, and MixNN's state (soft targets, clean probabilities, neighbours)
-    stays readable.
+    with a `NonFiniteLossError` naming the epoch and step; so do weights
+    that the last step of an epoch made non-finite (checked at the epoch's
+    end, before any other callback) and non-finite outputs in the pass. No
+    callback's end of epoch runs for that epoch, so checkpoints keep the last
+    complete one, and MixNN's state (soft targets, clean probabilities,
+    neighbours) stays readable.
 
     Args:
         neighbour_search: `"auto"`, `"exact"`, `"hnsw"` or a
@@ -139,6 +141,7 @@ class MixNNCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
+        self._check_weights_are_finite(model, epoch)  # Before any checkpoint of this epoch is written.
         state = model.state
         mixnn_epoch = model.mixnn_epoch
         targets_after = ops.convert_to_numpy(state.soft_targets).argmax(axis=1)
@@ -164,17 +167,26 @@ class MixNNCallback(keras.callbacks.Callback):
         if loss is None:
             return
         loss = float(ops.convert_to_numpy(loss))
-        if math.isfinite(loss):
-            return
-        state = self.model.state  # Re-attaches the variables under JAX, so the state stays readable.
+        if not math.isfinite(loss):
+            self._stop(f"The training loss became {loss} in epoch {self._epoch + 1}, step {batch + 1}")
+
+    def _stop(self, what):
+        """Raises `NonFiniteLossError`, after re-attaching the state (JAX) so it stays readable."""
+        state = self.model.state
         done = int(ops.convert_to_numpy(state.epoch)) if state.built else 0
         raise NonFiniteLossError(
-            f"The training loss became {loss} in epoch {self._epoch + 1}, step {batch + 1}; training "
-            f"stopped there. A checkpoint saved at an epoch's end still holds the last complete one "
-            f"({done} MixNN epochs); the model's weights are now unusable. Lower the learning rate, add "
-            "gradient clipping (e.g. `clipnorm=1.0` on the optimizer) or check the inputs' scale, then "
-            "train again from that checkpoint."
+            f"{what}; training stopped there. A checkpoint saved at an epoch's end still holds the last "
+            f"complete one ({done} MixNN epochs); the model's weights are now unusable. Lower the learning "
+            "rate, add gradient clipping (e.g. `clipnorm=1.0` on the optimizer) or check the inputs' scale."
         )
+
+    def _check_weights_are_finite(self, model, epoch):
+        # The loss is computed before each update, so only the weights show a last step that broke them.
+        for variable in model.trainable_variables:
+            if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(variable)))):
+                self._stop(
+                    f"The weight {variable.path} became NaN or infinite in the last step of epoch {epoch + 1}"
+                )
 
     def on_train_end(self, logs=None):
         self._data = self._extractor = self._index = None
@@ -199,6 +211,8 @@ class MixNNCallback(keras.callbacks.Callback):
         features, logits = self._extractor.predict(
             self._data.inference_data(subset, batch_size), batch_size=batch_size, verbose=0
         )
+        if not np.isfinite(logits).all():
+            self._stop(f"The model's outputs became NaN or infinite in the pass before epoch {self._epoch + 1}")
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self._features is None:
             self._features = features

@@ -48,8 +48,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Unlike `keras.callbacks.BackupAndRestore`, which writes its file in
     place, the checkpoint is written under a temporary name and then
     renamed, so the file at `path` is always a complete checkpoint. Resume
-    with `restore_checkpoint` and `fit(..., initial_epoch=...)` set to the
-    epoch it returns; `keras-mixnn run --resume` does this.
+    with `restore_checkpoint`; when the whole training is one `fit` call,
+    the MixNN epochs it returns are the `initial_epoch` to pass to `fit`.
+    `keras-mixnn run --resume` does this.
 
     Args:
         path: the checkpoint file; its name must end in `.weights.h5`.

@@ -40,7 +40,8 @@ def check_run_dir(path, *, overwrite):
             break
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path} is a file; pass --output with a directory path.")
-    if not path.is_dir() or not any(path.iterdir()):
+    # What a crash left half written does not make a directory taken.
+    if not path.is_dir() or all(entry.name.startswith(PARTIAL_PREFIX) for entry in path.iterdir()):
         return
     if not overwrite:
         raise ValueError(

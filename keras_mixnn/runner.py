@@ -13,8 +13,10 @@ The run directory holds:
 - `checkpoint.weights.h5`, while the run is unfinished: the end of its last
   complete epoch, which `--resume` continues from.
 
-Every file is written under a temporary name and renamed into place, so a
-crash leaves each file whole (or absent), never half written.
+Every file but `history.csv` is written under a temporary name and renamed
+into place, so a crash leaves it whole (or absent), never half written;
+`history.csv` gets a row per epoch from `CSVLogger`, and a resumed run drops
+the rows its checkpoint does not hold.
 
 The test split is passed to `fit` as validation data only to report its
 accuracy each epoch; nothing is selected on it.
@@ -33,7 +35,7 @@ from sklearn.metrics import roc_auc_score
 import keras_mixnn
 from keras_mixnn import applications, architectures, checkpoint, noise, run_directory
 from keras_mixnn._files import write_atomically
-from keras_mixnn.callback import MixNNCallback
+from keras_mixnn.callback import MixNNCallback, NonFiniteLossError
 from keras_mixnn.data import ArrayDataset
 from keras_mixnn.datasets import ImageFileData
 from keras_mixnn.model import MixNNModel
@@ -339,12 +341,17 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
             verbose=1 if verbose == 1 else 0,
         )
         seconds = time.perf_counter() - start
-    except BaseException:
+    except BaseException as error:
         # A run that fails before its first epoch leaves nothing behind, so the retry can use the same directory.
         if not resume and not finished_epochs:
             run_directory.clear_run_files(run_dir)
             if created and not any(run_dir.iterdir()):
                 run_dir.rmdir()
+        if isinstance(error, NonFiniteLossError):
+            raise NonFiniteLossError(
+                f"{error} --resume would repeat the same steps: start again with a change, e.g. "
+                "--set learning_rate=... --overwrite (or another --output)."
+            ) from error
         raise
 
     if files:
@@ -377,12 +384,16 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
 
 
 def _check_same_data(run_dir, config, data, given_labels):
-    """Refuses to resume a run on other data or other training labels."""
+    """Refuses to resume a run on other data or other training labels.
+
+    The data may have moved (another path, another machine's scratch disk);
+    its sample count and training labels must be the same.
+    """
     saved = config["run"]
-    if saved.get("data") != data.source or saved.get("training_samples") != len(given_labels):
+    if saved.get("training_samples") != len(given_labels):
         raise ValueError(
-            f"--resume: {run_dir} was trained on {saved.get('data')} ({saved.get('training_samples')} training "
-            f"samples), not {data.source} ({len(given_labels)}); resume with the same --data-dir."
+            f"--resume: {run_dir} was trained on {saved.get('training_samples')} samples of {saved.get('data')}, "
+            f"not {len(given_labels)} of {data.source}; resume with the same data."
         )
     labels_path = run_dir / "noisy_labels.npy"
     if labels_path.exists() and not np.array_equal(np.load(labels_path), given_labels):

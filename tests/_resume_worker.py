@@ -45,7 +45,8 @@ def library(out, mode):
     backbone = keras.Sequential(
         [keras.Input((64,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10)]
     )
-    backbone.set_weights([np.random.default_rng(i).normal(0, 0.1, w.shape) for i, w in enumerate(backbone.get_weights())])
+    rng = np.random.default_rng(0)
+    backbone.set_weights([rng.normal(0, 0.1, weight.shape) for weight in backbone.get_weights()])
     # Random augmentation, so the random generators' positions must be restored too.
     augmentation = keras.Sequential([keras.layers.GaussianNoise(0.05, seed=1)])
     model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, augmentation=augmentation, seed=0)
@@ -58,7 +59,8 @@ def library(out, mode):
         callbacks.append(keras.callbacks.BackupAndRestore(str(out / "backup"), double_checkpoint=True))
     if mode == "interrupted":
         callbacks.append(WaitToBeKilled(out / "killed-here"))
-    model.fit(x, y, epochs=6, batch_size=100, callbacks=callbacks, verbose=0)
+    history = model.fit(x, y, epochs=6, batch_size=100, callbacks=callbacks, verbose=0)
+    (out / f"{mode}-epochs.txt").write_text(" ".join(map(str, history.epoch)))
     np.savez(
         out / f"{mode}.npz",
         soft_targets=model.soft_targets,

@@ -26,6 +26,14 @@ def one_line_error(result):
     return lines[0]
 
 
+def one_line_error_at_the_end(result):
+    """The `Error:` line that ends the output of a run that failed while training or after it."""
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: ")
+    return line
+
+
 def trained_model(noisy_digits, epochs):
     model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer="adam")
@@ -84,10 +92,9 @@ def killed_run(tmp_path_factory):
 
 def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(killed_run):
     run_dir, result = killed_run
-    assert result.exit_code != 0 and "Traceback" not in result.output
-    line = result.output.strip().splitlines()[-1]
-    assert line.startswith("Error: ")
+    line = one_line_error_at_the_end(result)
     assert "The training loss became nan in epoch 3, step 1" in line and "Lower the learning rate" in line
+    assert "--resume would repeat the same steps" in line
     assert len(open(run_dir / "history.csv").read().strip().splitlines()) == 1 + 2
     assert not (run_dir / "model.keras").exists()
 
@@ -103,27 +110,58 @@ def test_the_last_good_checkpoint_survives_a_non_finite_loss_and_resumes(killed_
     assert loaded.mixnn_epoch == 3 and np.isfinite(loaded.get_weights()[-1]).all()
 
 
-def test_fit_stops_at_a_non_finite_loss_and_backup_keeps_the_last_epoch(tmp_path, noisy_digits):
-    class PoisonAtThirdEpoch(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                kernel = self.model.backbone.layers[-1].kernel
-                kernel.assign(np.full(kernel.shape, np.inf, dtype="float32"))
+class PoisonAtThirdEpoch(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            kernel = self.model.backbone.layers[-1].kernel
+            kernel.assign(np.full(kernel.shape, np.inf, dtype="float32"))
 
+
+class ExplodeFromThirdStep(keras.optimizers.schedules.LearningRateSchedule):
+    def __call__(self, step):
+        # float32 cannot hold 1e39: an infinite rate, after two good steps.
+        return keras.ops.where(step >= 2, keras.ops.cast(1e39, "float32"), 1e-3)
+
+
+@pytest.mark.parametrize(
+    "breaks, message",
+    [
+        # The third epoch starts with infinite weights: its first step's loss is not finite.
+        ("loss", r"The training loss became \S+ in epoch 3, step 1;.*\(2 MixNN epochs\)"),
+        # One step per epoch: the third step's loss is computed before its update breaks the weights.
+        ("weights", r"became NaN or infinite in the last step of epoch 3;.*\(2 MixNN epochs\)"),
+    ],
+)
+def test_fit_stops_when_training_breaks_and_backup_keeps_the_last_good_epoch(tmp_path, noisy_digits, breaks, message):
     model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
-    model.compile(optimizer="adam")
+    if breaks == "loss":
+        model.compile(optimizer="adam")
+        batch_size, callbacks = 50, [PoisonAtThirdEpoch()]
+    else:
+        model.compile(optimizer=keras.optimizers.SGD(ExplodeFromThirdStep()))
+        batch_size, callbacks = 200, []
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
-    with pytest.raises(kmx.NonFiniteLossError, match=r"in epoch 3, step 1;.*\(2 MixNN epochs\)"):
+    with pytest.raises(kmx.NonFiniteLossError, match=message):
         model.fit(
             noisy_digits["x_train"][:200],
             noisy_digits["y_noisy"][:200],
             epochs=4,
-            batch_size=50,
-            callbacks=[backup, PoisonAtThirdEpoch()],
+            batch_size=batch_size,
+            callbacks=[backup, *callbacks],
             verbose=0,
         )
     assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 2
-    assert np.isfinite(model.soft_targets).all() and model.clean_probability.shape == (200,)
+    assert model.mixnn_epoch == 2 and np.isfinite(model.soft_targets).all()
+    assert model.clean_probability.shape == (200,)
+
+
+def test_half_written_files_alone_do_not_make_a_run_directory_taken(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".partial-config.json").write_text('{"recipe": ')  # Killed while writing the first file.
+    result = invoke("run", "digits_sym40", "--set", "epochs=1", "--output", run_dir)
+    assert result.exit_code == 0, result.output
+    assert not (run_dir / ".partial-config.json").exists() and (run_dir / "model.keras").exists()
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +247,27 @@ def test_saved_weights_carry_the_random_generators_positions(tmp_path, noisy_dig
     without_augmentation = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
     with pytest.warns(UserWarning, match="2 random generator positions but this model has 1"):
         without_augmentation.load_own_variables({"seed_state_0": np.zeros(2), "seed_state_1": np.zeros(2)})
+
+
+def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_final_files(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    write = runner.write_atomically
+
+    def disk_full_at_the_model(path, writer):
+        if path.name == "model.keras":
+            raise OSError(28, "No space left on device")  # Between the last checkpoint and the final files.
+        write(path, writer)
+
+    monkeypatch.setattr(runner, "write_atomically", disk_full_at_the_model)
+    result = invoke("run", "digits_sym40", *QUICK, "--output", run_dir)
+    assert "No space left on device" in one_line_error_at_the_end(result)
+    monkeypatch.setattr(runner, "write_atomically", write)
+    assert (run_dir / "checkpoint.weights.h5").exists() and not (run_dir / "model.keras").exists()
+
+    result = invoke("run", "digits_sym40", *QUICK, "--output", run_dir, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 3 of 3" in result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed_after_epoch"] == 3 and 0 < metrics["test_top1"] <= 1
+    assert len(open(run_dir / "history.csv").read().strip().splitlines()) == 1 + 3
+    assert keras.saving.load_model(run_dir / "model.keras").mixnn_epoch == 3

@@ -140,7 +140,9 @@ def test_run_saves_a_model_that_loads_with_its_mixnn_state(digits_run):
 def test_an_existing_run_directory_is_never_overwritten_without_asking(digits_run, tmp_path):
     run_dir, _ = digits_run
     before = {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()}
-    assert_one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", run_dir), "already exists", "--overwrite")
+    assert_one_line_error(
+        invoke("run", "digits_sym40", *QUICK, "--output", run_dir), "already exists", "--resume", "--overwrite"
+    )
     assert {path.name: path.stat().st_mtime_ns for path in run_dir.iterdir()} == before
 
     precious = tmp_path / "precious"

@@ -41,7 +41,8 @@ def kill_during_fourth_epoch(*args):
     out = pathlib.Path(args[1])
     marker = out / "killed-here"
     with open(out / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], stdout=subprocess.DEVNULL, stderr=stderr)
+        command = [sys.executable, str(WORKER), *map(str, args)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 600
     while not marker.exists():
         if process.poll() is not None:
@@ -62,6 +63,7 @@ def test_backup_and_restore_resumes_a_killed_fit_exactly(tmp_path):
     assert json.loads((interrupted / "backup" / "training_metadata.json").read_text())["epoch"] == 3
     worker("library", interrupted, "resumed")
 
+    assert (interrupted / "resumed-epochs.txt").read_text() == "3 4 5"  # Not trained again from the start.
     expected, resumed = np.load(full / "full.npz"), np.load(interrupted / "resumed.npz")
     assert resumed["iterations"] == expected["iterations"] == 6 * 5
     for name in expected.files:
@@ -79,14 +81,15 @@ def read_rows(path):
 def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     backend = ["--backend", keras.backend.backend()]
     full, interrupted = tmp_path / "full", tmp_path / "interrupted"
-    worker("cli", tmp_path, "full", "--", "run", RECIPE, *QUICK, *backend, "--output", full)
-    kill_during_fourth_epoch("cli", tmp_path, "interrupted", "--", "run", RECIPE, *QUICK, *backend, "--output", interrupted)
+    run = ["run", RECIPE, *QUICK, *backend]
+    worker("cli", tmp_path, "full", "--", *run, "--output", full)
+    kill_during_fourth_epoch("cli", tmp_path, "interrupted", "--", *run, "--output", interrupted)
     assert len(read_rows(interrupted / "history.csv")) == 3
     assert (interrupted / "checkpoint.weights.h5").exists() and not (interrupted / "model.keras").exists()
     # As a kill while the next checkpoint was being written would leave it.
     (interrupted / ".partial-checkpoint.weights.h5").write_bytes(b"\x89HDF\r\n half a file")
 
-    resumed = worker("cli", tmp_path, "resumed", "--", "run", RECIPE, *QUICK, *backend, "--output", interrupted, "--resume")
+    resumed = worker("cli", tmp_path, "resumed", "--", *run, "--output", interrupted, "--resume")
     assert "resuming after epoch 3 of 6" in resumed.stdout
 
     expected_rows, resumed_rows = read_rows(full / "history.csv"), read_rows(interrupted / "history.csv")
