@@ -8,10 +8,11 @@ before importing this package.
 
 __version__ = "0.1.0"
 
-from keras_mixnn import architectures, checkpoint, datasets, mixture, neighbours, noise, presets, recipe  # noqa: E402
+from keras_mixnn import architectures, checkpoint, datasets, label_issues, mixture, neighbours, noise, presets, recipe  # noqa: E402
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError  # noqa: E402
 from keras_mixnn.checkpoint import EpochCheckpoint  # noqa: E402
 from keras_mixnn.data import ArrayDataset, MixNNDataset  # noqa: E402
+from keras_mixnn.label_issues import corrected_labels, detection_report, find_label_issues  # noqa: E402
 from keras_mixnn.model import MixNNModel  # noqa: E402
 from keras_mixnn.streaming import ImageFileDataset, LoaderDataset  # noqa: E402
 
@@ -26,7 +27,11 @@ __all__ = [
     "NonFiniteLossError",
     "architectures",
     "checkpoint",
+    "corrected_labels",
     "datasets",
+    "detection_report",
+    "find_label_issues",
+    "label_issues",
     "mixture",
     "neighbours",
     "noise",

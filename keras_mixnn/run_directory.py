@@ -169,4 +169,4 @@ def write_label_issues(path, given_labels, model):
         writer = csv.writer(file)
         writer.writerow(["index", "given_label", "corrected_label", "clean_probability"])
         for index in order:
-            writer.writerow([int(index), int(given_labels[index]), int(corrected[index]), f"{clean_probability[index]:.6f}"])
+            writer.writerow([int(index), int(given_labels[index]), int(corrected[index]), f"{clean_probability[index]:.9g}"])

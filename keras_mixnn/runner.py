@@ -30,10 +30,9 @@ import time
 
 import keras
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 import keras_mixnn
-from keras_mixnn import applications, architectures, checkpoint, noise, run_directory
+from keras_mixnn import applications, architectures, checkpoint, label_issues, noise, run_directory
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError
 from keras_mixnn.data import ArrayDataset
@@ -178,27 +177,21 @@ class LabelFigures(keras.callbacks.Callback):
 
     Args:
         true_labels: `(N,)` clean labels of the training samples.
-        flipped: `(N,)` bool, True where the given label is wrong.
     """
 
-    def __init__(self, true_labels, flipped):
+    def __init__(self, true_labels):
         super().__init__()
         self.true_labels = np.asarray(true_labels)
-        self.flipped = np.asarray(flipped, dtype=bool)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs.update(label_figures(self.model, self.true_labels, self.flipped))
+            logs.update(label_figures(self.model, self.true_labels))
 
 
-def label_figures(model, true_labels, flipped):
-    """`label_accuracy` and `detection_auc` of a trained `MixNNModel`."""
-    clean_probability = model.clean_probability
-    auc = math.nan
-    if flipped.any() and not flipped.all() and np.ptp(clean_probability) > 0:
-        auc = float(roc_auc_score(~flipped, clean_probability))
-    accuracy = float(np.mean(model.soft_targets.argmax(axis=1) == true_labels))
-    return {"label_accuracy": accuracy, "detection_auc": auc}
+def label_figures(model, true_labels):
+    """`label_accuracy` and `detection_auc` of a trained `MixNNModel` (see `label_issues.detection_report`)."""
+    report = label_issues.detection_report(model, true_labels)
+    return {"label_accuracy": report["label_accuracy"], "detection_auc": report["detection_auc"]}
 
 
 class EpochSummary(keras.callbacks.Callback):
@@ -319,7 +312,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
             _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
             write_atomically(run_dir / "noisy_labels.npy", lambda path: np.save(path, given_labels))
         callbacks = [MixNNCallback(**recipe.callback_options())]
-        callbacks += [] if files else [LabelFigures(data.y_train, flipped)]
+        callbacks += [] if files else [LabelFigures(data.y_train)]
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),
@@ -361,7 +354,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
             metrics.update({f"{split.name}_top1": results["accuracy"], f"{split.name}_top5": results["top5_accuracy"]})
         metrics.update(label_accuracy=None, given_label_accuracy=None, detection_auc=None)
     else:
-        figures = label_figures(model, data.y_train, flipped)
+        figures = label_figures(model, data.y_train)
         last_epoch = run_directory.read_history(run_dir / "history.csv")[-1]
         metrics = {
             "test_top1": float(last_epoch["val_accuracy"]),

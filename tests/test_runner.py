@@ -1,6 +1,5 @@
 """What a recipe builds: its model, optimizer, schedule, augmentation and noise."""
 
-import math
 import pathlib
 
 import keras
@@ -140,18 +139,6 @@ def test_next_free_dir_numbers_taken_names(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run-2").mkdir()
     assert run_directory.next_free_dir(tmp_path / "run") == tmp_path / "run-3"
-
-
-def test_label_figures_are_nan_until_clean_probability_is_estimated():
-    class Stub:
-        clean_probability = np.ones(4)
-        soft_targets = np.eye(4)
-
-    figures = runner.label_figures(Stub(), np.array([0, 1, 2, 0]), np.array([False, False, False, True]))
-    assert figures["label_accuracy"] == pytest.approx(0.75)
-    assert math.isnan(figures["detection_auc"])
-    Stub.clean_probability = np.array([0.9, 0.8, 0.7, 0.1])
-    assert runner.label_figures(Stub(), np.arange(4), np.array([False, False, False, True]))["detection_auc"] == 1.0
 
 
 def test_mixed_precision_trains_in_float16_with_float32_logits_and_restores_the_policy():
