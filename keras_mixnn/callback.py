@@ -9,6 +9,7 @@ from keras import ops
 from keras_mixnn import _backend, _validation
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn.correction import update_soft_targets
+from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixing import mixing_weights
 from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_clean_probability, per_sample_cross_entropy
 
@@ -56,7 +57,11 @@ class MixNNCallback(keras.callbacks.Callback):
     - `mixnn_refreshed`: share of samples the pass embedded before this
       epoch (0 when no pass ran);
     - `mixnn_unreadable`: samples found unreadable so far (streamed datasets
-      with `on_bad_file="skip"`; otherwise 0).
+      with `on_bad_file="skip"`; otherwise 0);
+    - with `true_labels`, `label_accuracy` (share of corrected labels that
+      are true, Section 6.6) and `detection_auc` (ROC AUC of P(clean) for
+      telling right given labels from wrong ones; NaN before the first
+      mixture fit), as `kmx.detection_report` computes them.
 
     A training loss that becomes NaN or infinite stops `fit` at that step
     with a `NonFiniteLossError` naming the epoch and step; so do weights
@@ -89,6 +94,10 @@ class MixNNCallback(keras.callbacks.Callback):
             on, a seeded random subset of them when there are more (every
             sample is still scored); `None` fits on all. Defaults to
             `100_000`, within 0.01 of a fit on all at a million samples.
+        true_labels: `(N,)` the clean labels of the training samples, when
+            they are known (simulated noise), to log how well MixNN finds
+            and corrects the wrong ones; `None` logs neither figure.
+            Defaults to `None`.
     """
 
     def __init__(
@@ -100,8 +109,10 @@ class MixNNCallback(keras.callbacks.Callback):
         refresh_every=1,
         refresh_subset=1.0,
         mixture_fit_samples=MAX_FIT_SAMPLES,
+        true_labels=None,
     ):
         super().__init__()
+        self.true_labels = None if true_labels is None else np.asarray(true_labels)
         neighbours_lib.check_search_method(neighbour_search)
         self.neighbour_search = neighbour_search
         self.deterministic = deterministic
@@ -117,6 +128,11 @@ class MixNNCallback(keras.callbacks.Callback):
         if model._training_data is None:
             raise ValueError("MixNNCallback works only inside MixNNModel.fit.")
         self._data = model._training_data
+        if self.true_labels is not None and self.true_labels.shape != (self._data.num_samples,):
+            raise ValueError(
+                f"true_labels must hold one label per training sample ({self._data.num_samples}); received shape "
+                f"{self.true_labels.shape}."
+            )
         self._extractor = model.feature_extractor()
         deterministic = self.deterministic
         if deterministic is None:
@@ -158,6 +174,9 @@ class MixNNCallback(keras.callbacks.Callback):
         if mixup or model.trains_mixup_in(mixnn_epoch):
             figures["mixnn_mean_lambda"] = np.nan
         state.epoch.assign(mixnn_epoch + 1)
+        if self.true_labels is not None:
+            report = detection_report(model, self.true_labels)
+            figures.update(label_accuracy=report["label_accuracy"], detection_auc=report["detection_auc"])
         if logs is not None:
             logs.update(figures)
 

@@ -5,7 +5,8 @@ The run directory holds:
 - `config.json`: the resolved recipe and how the run was made;
 - `noisy_labels.npy`: the training labels the model saw;
 - `history.csv`: Keras' logs per epoch, MixNN's figures and, against the true
-  labels, `label_accuracy` and `detection_auc`;
+  labels (`MixNNCallback(true_labels=...)`), `label_accuracy` and
+  `detection_auc`;
 - `metrics.json`: the final figures;
 - `model.keras`: the trained `MixNNModel`;
 - `label_issues.csv`: every training sample's given and corrected label and
@@ -166,28 +167,6 @@ def build_optimizer(recipe, steps_per_epoch):
     return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
 
 
-class LabelFigures(keras.callbacks.Callback):
-    """Adds to `logs` how well MixNN's targets and P(clean) match the truth.
-
-    - `label_accuracy`: share of training samples whose corrected target
-      (argmax of the soft targets) is the true label;
-    - `detection_auc`: ROC AUC of P(clean) for telling correct given labels
-      from wrong ones (NaN while P(clean) is not estimated, or without
-      wrong labels).
-
-    Args:
-        true_labels: `(N,)` clean labels of the training samples.
-    """
-
-    def __init__(self, true_labels):
-        super().__init__()
-        self.true_labels = np.asarray(true_labels)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update(label_figures(self.model, self.true_labels))
-
-
 def label_figures(model, true_labels):
     """`label_accuracy` and `detection_auc` of a trained `MixNNModel` (see `label_issues.detection_report`)."""
     report = label_issues.detection_report(model, true_labels)
@@ -311,8 +290,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
         if not resume:
             _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
             write_atomically(run_dir / "noisy_labels.npy", lambda path: np.save(path, given_labels))
-        callbacks = [MixNNCallback(**recipe.callback_options())]
-        callbacks += [] if files else [LabelFigures(data.y_train)]
+        callbacks = [MixNNCallback(**recipe.callback_options(), true_labels=None if files else data.y_train)]
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),

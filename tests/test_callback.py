@@ -69,6 +69,41 @@ def test_mixnn_figures_reach_history_and_csv_logger(tmp_path, backbone, noisy_di
     assert 0.0 <= history.history["mixnn_targets_changed"][2] <= 1.0
 
 
+def test_true_labels_log_detection_and_correction_per_epoch(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, momentum=0.5, seed=0)
+    model.compile(optimizer="adam")
+    truth = noisy_digits["y_train"][:300]
+    history = model.fit(
+        noisy_digits["x_train"][:300],
+        noisy_digits["y_noisy"][:300],
+        epochs=4,
+        batch_size=50,
+        callbacks=[kmx.MixNNCallback(true_labels=truth)],
+        verbose=0,
+    )
+    auc, accuracy = history.history["detection_auc"], history.history["label_accuracy"]
+    assert np.isnan(auc[0])  # Warm-up: P(clean) is not estimated yet.
+    given = 1 - noisy_digits["flipped"][:300].mean()
+    assert accuracy[0] == pytest.approx(given)  # Nothing corrected yet.
+    report = kmx.detection_report(model, truth)
+    assert auc[-1] == pytest.approx(report["detection_auc"]) and 0.5 < auc[-1] <= 1.0
+    assert accuracy[-1] == pytest.approx(report["label_accuracy"])
+
+
+def test_true_labels_of_another_length_are_refused_before_training(backbone, noisy_digits):
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, seed=0)
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match=r"one label per training sample \(300\)"):
+        model.fit(
+            noisy_digits["x_train"][:300],
+            noisy_digits["y_noisy"][:300],
+            epochs=1,
+            callbacks=[kmx.MixNNCallback(true_labels=noisy_digits["y_train"])],
+            verbose=0,
+        )
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
 @pytest.mark.parametrize("neighbour_search", ["exact", "hnsw"])
 def test_same_seed_same_neighbour_tables(backbone, noisy_digits, neighbour_search):
     initial_weights = backbone.get_weights()
