@@ -42,10 +42,8 @@ def find_label_issues(source, *, return_indices_ranked_by="clean_probability", t
         raise ValueError(
             f"return_indices_ranked_by must be one of {list(RANKINGS)}; received {return_indices_ranked_by!r}."
         )
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1]; received {threshold!r}.")
     given, corrected, clean_probability = _read(source)
-    issues = (clean_probability < threshold) | (corrected != given)
+    issues = _flagged(given, corrected, clean_probability, threshold)
     if return_indices_ranked_by is None:
         return issues
     indices = np.flatnonzero(issues)
@@ -92,7 +90,7 @@ def detection_report(source, true_labels, *, threshold=0.5):
             f"true_labels must hold one label per training sample ({len(given)}); received shape {true_labels.shape}."
         )
     wrong = given != true_labels
-    flagged = find_label_issues(source, return_indices_ranked_by=None, threshold=threshold)
+    flagged = _flagged(given, corrected, clean_probability, threshold)
     found = int(np.sum(flagged & wrong))
     auc = math.nan
     if wrong.any() and not wrong.all() and np.ptp(clean_probability) > 0:
@@ -104,6 +102,13 @@ def detection_report(source, true_labels, *, threshold=0.5):
         "label_accuracy": float(np.mean(corrected == true_labels)),
         "given_label_accuracy": float(np.mean(~wrong)),
     }
+
+
+def _flagged(given, corrected, clean_probability, threshold):
+    """The rule of `find_label_issues`, as a `(N,)` bool mask."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a number in [0, 1]; received {threshold!r}.")
+    return (clean_probability < threshold) | (corrected != given)
 
 
 def _read(source):

@@ -167,12 +167,6 @@ def build_optimizer(recipe, steps_per_epoch):
     return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
 
 
-def label_figures(model, true_labels):
-    """`label_accuracy` and `detection_auc` of a trained `MixNNModel` (see `label_issues.detection_report`)."""
-    report = label_issues.detection_report(model, true_labels)
-    return {"label_accuracy": report["label_accuracy"], "detection_auc": report["detection_auc"]}
-
-
 class EpochSummary(keras.callbacks.Callback):
     """Prints one line per epoch with the training, test and MixNN figures."""
 
@@ -332,7 +326,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
             metrics.update({f"{split.name}_top1": results["accuracy"], f"{split.name}_top5": results["top5_accuracy"]})
         metrics.update(label_accuracy=None, given_label_accuracy=None, detection_auc=None)
     else:
-        figures = label_figures(model, data.y_train)
+        figures = label_issues.detection_report(model, data.y_train)
         last_epoch = run_directory.read_history(run_dir / "history.csv")[-1]
         metrics = {
             "test_top1": float(last_epoch["val_accuracy"]),
@@ -344,7 +338,7 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
     metrics.update(epochs=recipe.epochs, train_seconds=round(seconds, 1))
     if resume:
         metrics["resumed_after_epoch"] = initial_epoch
-    write_atomically(run_dir / "metrics.json", lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
+    _write_json(run_dir / "metrics.json", metrics)
     write_atomically(run_dir / "model.keras", model.save)
     write_atomically(
         run_dir / "label_issues.csv", lambda path: run_directory.write_label_issues(path, given_labels, model)
@@ -378,8 +372,7 @@ def _record_resumption(run_dir, config, record, initial_epoch):
     config["run"].setdefault("resumed", []).append(
         {"after_epoch": initial_epoch, "command": (record or {}).get("command")}
     )
-    text = json.dumps(config, indent=2) + "\n"
-    write_atomically(run_dir / "config.json", lambda path: path.write_text(text))
+    _write_json(run_dir / "config.json", config)
 
 
 def training_dataset(recipe, data, labels):
@@ -427,5 +420,9 @@ def _write_config(run_dir, recipe, data, flipped, record):
             "noise_rate_realised": None if flipped is None else float(flipped.mean()),
         },
     }
-    text = json.dumps(config, indent=2) + "\n"
-    write_atomically(run_dir / "config.json", lambda path: path.write_text(text))
+    _write_json(run_dir / "config.json", config)
+
+
+def _write_json(path, data):
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomically(path, lambda partial: partial.write_text(text))
