@@ -1,4 +1,4 @@
-"""`keras-mixnn`: run, show and list recipes from the command line.
+"""`keras-mixnn`: run, show and list recipes, and report on runs, from the command line.
 
 Importing `keras_mixnn` imports Keras, which reads `KERAS_BACKEND` once; so
 this module sits outside the package and imports it only inside the commands,
@@ -24,7 +24,8 @@ def main():
     \b
     Example:
       keras-mixnn list
-      keras-mixnn run recipes/digits_sym40.py --set epochs=20
+      keras-mixnn run recipes/digits_sym40.py --set epochs=20 --output runs/digits
+      keras-mixnn report runs/digits
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -108,6 +109,37 @@ def show(recipe_name, assignments, seed):
     changed = _changed(assignments, seed)
     for name, value in recipe.to_dict().items():
         click.echo(f"{name} = {value!r}" + ("  # --set" if name in changed else ""))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=pathlib.Path))
+@click.option(
+    "--embedding",
+    type=click.Choice(["tsne", "pca"]),
+    default="tsne",
+    show_default=True,
+    help="How the features are drawn in 2-D: t-SNE (as in the paper) or PCA (faster).",
+)
+@click.option("--seed", type=int, help="Seed of the embedding; defaults to the run's seed.")
+def report(run_dir, embedding, seed):
+    """Write RUN_DIR/report.html: a run's pictures and figures, on one page.
+
+    Reads only the run's files: nothing is trained or predicted again.
+
+    \b
+    Example:
+      keras-mixnn run recipes/digits_sym40.py --output runs/digits
+      keras-mixnn report runs/digits
+    """
+    from keras_mixnn.report import write_report
+
+    try:
+        written = write_report(run_dir, embedding=embedding, seed=seed)
+    except (ValueError, TypeError, OSError) as error:
+        raise _error(error) from None
+    for line in written.skipped:
+        click.echo(f"not drawn: {line}")
+    click.echo(f"wrote {written.path} with {len(written.figures)} pictures (also as PNG files beside it)")
 
 
 @main.command(name="list")

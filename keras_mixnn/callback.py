@@ -1,6 +1,7 @@
 """`MixNNCallback`: the per-epoch pass that feeds MixNN's training step."""
 
 import math
+import typing
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixing import mixing_weights
-from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_clean_probability, per_sample_cross_entropy
+from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_loss_mixture, per_sample_cross_entropy
 
 LOG_KEYS = (
     "mixnn_clean_share",
@@ -24,6 +25,34 @@ LOG_KEYS = (
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; training stopped there."""
+
+
+class PassRecord(typing.NamedTuple):
+    """What one inference pass measured.
+
+    Attributes:
+        mixnn_epoch: the MixNN epoch the pass came before (the number of
+            epochs trained so far).
+        losses: `(N,)` per-sample cross-entropy the mixture was fitted to;
+            NaN for samples found unreadable.
+        mixture: the fitted `keras_mixnn.mixture.LossMixture`, or `None`
+            where the fit fell back to equal probabilities.
+    """
+
+    mixnn_epoch: int
+    losses: np.ndarray
+    mixture: typing.Optional[object]
+
+
+def mixture_loss_labels(model):
+    """The labels each sample's loss is measured against for the mixture.
+
+    The argmax of the soft targets with `mixture_loss_on="targets"`, the
+    given labels otherwise.
+    """
+    if model.mixture_loss_on == "targets":
+        return ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
+    return ops.convert_to_numpy(model.state.given_labels)
 
 
 class MixNNCallback(keras.callbacks.Callback):
@@ -71,6 +100,9 @@ class MixNNCallback(keras.callbacks.Callback):
     complete one, and MixNN's state (soft targets, clean probabilities,
     neighbours) stays readable.
 
+    After each pass, `last_pass` holds its `PassRecord`: the per-sample
+    losses and the mixture fitted to them (`None` before the first pass).
+
     Args:
         neighbour_search: `"auto"`, `"exact"`, `"hnsw"` or a
             `keras_mixnn.neighbours.NeighbourIndex`. `"auto"` uses exact
@@ -112,6 +144,7 @@ class MixNNCallback(keras.callbacks.Callback):
         true_labels=None,
     ):
         super().__init__()
+        self.last_pass = None
         self.true_labels = None if true_labels is None else np.asarray(true_labels)
         neighbours_lib.check_search_method(neighbour_search)
         self.neighbour_search = neighbour_search
@@ -124,6 +157,7 @@ class MixNNCallback(keras.callbacks.Callback):
         self.mixture_fit_samples = mixture_fit_samples
 
     def on_train_begin(self, logs=None):
+        self.last_pass = None
         model = self.model
         if model._training_data is None:
             raise ValueError("MixNNCallback works only inside MixNNModel.fit.")
@@ -243,17 +277,15 @@ class MixNNCallback(keras.callbacks.Callback):
         readable = np.ones(num_samples, dtype=bool)
         readable[self._unreadable()] = False
 
-        soft_targets = ops.convert_to_numpy(state.soft_targets)
-        if model.mixture_loss_on == "targets":
-            loss_labels = soft_targets.argmax(axis=1)
-        else:
-            loss_labels = ops.convert_to_numpy(state.given_labels)
-        losses = per_sample_cross_entropy(self._logits[readable], loss_labels[readable])
+        losses = np.full(num_samples, np.nan)
+        losses[readable] = per_sample_cross_entropy(self._logits[readable], mixture_loss_labels(model)[readable])
         clean_probability = np.zeros(num_samples, dtype=np.float32)
-        clean_probability[readable] = fit_clean_probability(
-            losses, seed=model.seed + mixnn_epoch, max_fit_samples=self.mixture_fit_samples
+        clean_probability[readable], mixture = fit_loss_mixture(
+            losses[readable], seed=model.seed + mixnn_epoch, max_fit_samples=self.mixture_fit_samples
         )
+        self.last_pass = PassRecord(mixnn_epoch, losses, mixture)
 
+        soft_targets = ops.convert_to_numpy(state.soft_targets)
         if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
             rows = np.arange(num_samples) if subset is None else subset
             rows = rows[readable[rows]]

@@ -5,6 +5,7 @@ per-sample cross-entropy; the component with the lower mean is the clean one
 and its posterior (Eq. 9) is the sample's clean probability.
 """
 
+import typing
 import warnings
 
 import numpy as np
@@ -36,6 +37,40 @@ def per_sample_cross_entropy(logits, labels):
     return log_normaliser - shifted[np.arange(len(labels)), labels]
 
 
+class LossMixture(typing.NamedTuple):
+    """A two-component Gaussian mixture fitted to min-max normalised losses.
+
+    Attributes:
+        offset: the smallest loss, subtracted before normalising.
+        scale: the loss range, divided by after subtracting `offset`.
+        weights: `(2,)` mixing weights of the components.
+        means: `(2,)` component means, on the normalised scale.
+        variances: `(2,)` component variances, on the normalised scale.
+        clean_component: index of the clean (lower-mean) component.
+    """
+
+    offset: float
+    scale: float
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+    clean_component: int
+
+    def normalise(self, losses):
+        """`losses` on the scale the mixture was fitted on."""
+        return (np.asarray(losses, dtype=np.float64) - self.offset) / self.scale
+
+    def component_densities(self, values):
+        """Each component's weighted density at normalised `values`, as a `(2, N)` array."""
+        values = np.asarray(values, dtype=np.float64)
+        return np.stack(
+            [
+                weight * np.exp(-0.5 * (values - mean) ** 2 / variance) / np.sqrt(2 * np.pi * variance)
+                for weight, mean, variance in zip(self.weights, self.means, self.variances)
+            ]
+        )
+
+
 def fit_clean_probability(
     losses, *, seed=0, max_iter=10, tol=1e-2, reg_covar=5e-4, max_fit_samples=MAX_FIT_SAMPLES
 ):
@@ -62,6 +97,23 @@ def fit_clean_probability(
 
     Returns:
         A `(N,)` float32 array in `[0, 1]`.
+    """
+    return fit_loss_mixture(
+        losses, seed=seed, max_iter=max_iter, tol=tol, reg_covar=reg_covar, max_fit_samples=max_fit_samples
+    )[0]
+
+
+def fit_loss_mixture(
+    losses, *, seed=0, max_iter=10, tol=1e-2, reg_covar=5e-4, max_fit_samples=MAX_FIT_SAMPLES
+):
+    """`fit_clean_probability`, also returning the mixture it fitted.
+
+    Takes the same arguments as `fit_clean_probability`.
+
+    Returns:
+        `(clean_probability, mixture)`: the `(N,)` float32 probabilities and
+        the `LossMixture`, or `None` where the fit fell back to
+        `FALLBACK_PROBABILITY`.
     """
     from sklearn.mixture import GaussianMixture
 
@@ -98,7 +150,8 @@ def fit_clean_probability(
         posterior = _posterior(normalised, mixture.weights_, means, variances, clean_component)
     if not np.all(np.isfinite(posterior)):
         return _fallback(len(losses), "the mixture's posterior is not finite")
-    return posterior.astype(np.float32)
+    fitted = LossMixture(float(lowest), float(loss_range), mixture.weights_.copy(), means, variances, clean_component)
+    return posterior.astype(np.float32), fitted
 
 
 def _posterior(values, weights, means, variances, component):
@@ -123,4 +176,4 @@ def _fallback(num_samples, reason):
         RuntimeWarning,
         stacklevel=3,
     )
-    return np.full(num_samples, FALLBACK_PROBABILITY, dtype=np.float32)
+    return np.full(num_samples, FALLBACK_PROBABILITY, dtype=np.float32), None

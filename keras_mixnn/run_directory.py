@@ -9,6 +9,14 @@ import numpy as np
 from keras_mixnn._files import PARTIAL_PREFIX, write_atomically
 
 CHECKPOINT = "checkpoint.weights.h5"
+# What `keras-mixnn report` writes into the run directory.
+REPORT_FILES = (
+    "report.html",
+    "report_losses.png",
+    "report_training.png",
+    "report_confusion.png",
+    "report_features.png",
+)
 RUN_FILES = (
     "config.json",
     "noisy_labels.npy",
@@ -16,7 +24,12 @@ RUN_FILES = (
     "metrics.json",
     "model.keras",
     "label_issues.csv",
+    "true_labels.npy",
+    "losses_warmup.npz",
+    "losses_final.npz",
+    "features_sample.npz",
     CHECKPOINT,
+    *REPORT_FILES,
 )
 
 

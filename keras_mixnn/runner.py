@@ -4,6 +4,7 @@ The run directory holds:
 
 - `config.json`: the resolved recipe and how the run was made;
 - `noisy_labels.npy`: the training labels the model saw;
+- `true_labels.npy`, for simulated noise: the clean training labels;
 - `history.csv`: Keras' logs per epoch, MixNN's figures and, against the true
   labels (`MixNNCallback(true_labels=...)`), `label_accuracy` and
   `detection_auc`;
@@ -11,6 +12,8 @@ The run directory holds:
 - `model.keras`: the trained `MixNNModel`;
 - `label_issues.csv`: every training sample's given and corrected label and
   its clean probability, least likely clean first;
+- `losses_warmup.npz`, `losses_final.npz`, `features_sample.npz`: what
+  `keras-mixnn report` draws (see `keras_mixnn.diagnostics`);
 - `checkpoint.weights.h5`, while the run is unfinished: the end of its last
   complete epoch, which `--resume` continues from.
 
@@ -33,7 +36,7 @@ import keras
 import numpy as np
 
 import keras_mixnn
-from keras_mixnn import applications, architectures, checkpoint, label_issues, noise, run_directory
+from keras_mixnn import applications, architectures, checkpoint, diagnostics, label_issues, noise, run_directory
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError
 from keras_mixnn.data import ArrayDataset
@@ -284,7 +287,11 @@ def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, reco
         if not resume:
             _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
             write_atomically(run_dir / "noisy_labels.npy", lambda path: np.save(path, given_labels))
-        callbacks = [MixNNCallback(**recipe.callback_options(), true_labels=None if files else data.y_train)]
+            if not files:
+                write_atomically(run_dir / "true_labels.npy", lambda path: np.save(path, data.y_train))
+        mixnn_callback = MixNNCallback(**recipe.callback_options(), true_labels=None if files else data.y_train)
+        # Right after MixNNCallback, whose passes it saves.
+        callbacks = [mixnn_callback, diagnostics.RunDiagnostics(run_dir, mixnn_callback, seed=recipe.seed)]
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),

@@ -56,6 +56,12 @@ def assert_same_run(first, second):
     assert metrics[0] == metrics[1]
 
     assert read_csv(first / "label_issues.csv") == read_csv(second / "label_issues.csv")
+    np.testing.assert_array_equal(np.load(first / "true_labels.npy"), np.load(second / "true_labels.npy"))
+    for name in ("losses_warmup.npz", "losses_final.npz", "features_sample.npz"):
+        with np.load(first / name) as expected, np.load(second / name) as repeated:
+            assert sorted(expected) == sorted(repeated), name
+            for key in expected:
+                np.testing.assert_array_equal(expected[key], repeated[key], err_msg=f"{name}: {key}")
 
     models = [keras.models.load_model(run_dir / "model.keras") for run_dir in (first, second)]
     assert models[0].mixnn_epoch == SHORT["epochs"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_mixnn.mixture import FALLBACK_PROBABILITY, fit_clean_probability, per_sample_cross_entropy
+from keras_mixnn.mixture import FALLBACK_PROBABILITY, fit_clean_probability, fit_loss_mixture, per_sample_cross_entropy
 
 
 def test_per_sample_cross_entropy_matches_hand_computation():
@@ -95,3 +95,24 @@ def test_training_goes_on_with_equal_weights_when_the_mixture_fit_fails(monkeypa
     assert np.isfinite(history.history["loss"]).all()
     np.testing.assert_array_equal(model.clean_probability, FALLBACK_PROBABILITY)
     assert history.history["mixnn_mean_lambda"][-1] == pytest.approx(0.5)
+
+
+def test_the_fitted_mixture_gives_the_probabilities_and_a_density_over_the_losses():
+    losses = _noisy_losses(2000)
+    probability, mixture = fit_loss_mixture(losses, seed=4)
+    np.testing.assert_array_equal(probability, fit_clean_probability(losses, seed=4))
+    assert mixture.means[mixture.clean_component] < mixture.means[1 - mixture.clean_component]
+    normalised = mixture.normalise(losses)
+    assert normalised.min() == pytest.approx(0.0) and normalised.max() == pytest.approx(1.0)
+    densities = mixture.component_densities(normalised)
+    # The clean component's share of the density at a loss is that sample's P(clean).
+    np.testing.assert_allclose(densities[mixture.clean_component] / densities.sum(axis=0), probability, atol=1e-5)
+    grid = np.linspace(-2.0, 3.0, 20001)
+    area = mixture.component_densities(grid).sum(axis=0).sum() * (grid[1] - grid[0])
+    assert area == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_fallback_fit_has_no_mixture():
+    with pytest.warns(RuntimeWarning):
+        probability, mixture = fit_loss_mixture(np.full(50, 0.7))
+    assert mixture is None and np.all(probability == FALLBACK_PROBABILITY)

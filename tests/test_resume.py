@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-import keras_mixnn  # noqa: F401  (registers MixNNModel for load_model)
+from keras_mixnn import diagnostics  # Importing keras_mixnn registers MixNNModel for load_model.
 
 WORKER = pathlib.Path(__file__).resolve().with_name("_resume_worker.py")
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "digits_sym40.py"
@@ -88,6 +88,7 @@ def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     assert (interrupted / "checkpoint.weights.h5").exists() and not (interrupted / "model.keras").exists()
     # As a kill while the next checkpoint was being written would leave it.
     (interrupted / ".partial-checkpoint.weights.h5").write_bytes(b"\x89HDF\r\n half a file")
+    warmup_losses = (interrupted / "losses_warmup.npz").read_bytes()  # The report's, saved before the kill.
 
     resumed = worker("cli", tmp_path, "resumed", "--", *run, "--output", interrupted, "--resume")
     assert "resuming after epoch 3 of 6" in resumed.stdout
@@ -104,6 +105,12 @@ def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     assert resumed_metrics.pop("resumed_after_epoch") == 3
     for key in ("test_top1", "test_top5", "label_accuracy", "detection_auc"):
         assert resumed_metrics[key] == pytest.approx(expected_metrics[key], rel=1e-4), key
+    assert (interrupted / "losses_warmup.npz").read_bytes() == warmup_losses
+    for name in ("losses_warmup.npz", "losses_final.npz"):
+        expected_epoch, expected_losses, _ = diagnostics.load_losses(full / name)
+        epoch, losses, _ = diagnostics.load_losses(interrupted / name)
+        assert epoch == expected_epoch
+        np.testing.assert_allclose(losses, expected_losses, rtol=1e-4, atol=1e-6)
 
     expected_model = keras.saving.load_model(full / "model.keras")
     resumed_model = keras.saving.load_model(interrupted / "model.keras")
