@@ -222,6 +222,10 @@ class ImageFileDataset(LoaderDataset):
     checked up front (a million `stat` calls are slow): a missing or corrupt
     file is reported when first read.
 
+    It also takes `LoaderDataset`'s keyword arguments `batch_size`,
+    `num_neighbours`, `seed`, `sampling`, `on_bad_file`, `workers`,
+    `use_multiprocessing` and `max_queue_size`, with the same meaning.
+
     Args:
         paths: one image file path (str or `os.PathLike`) per sample.
         labels: `(N,)` integer class ids, one per path.
@@ -230,8 +234,6 @@ class ImageFileDataset(LoaderDataset):
             all. Defaults to `None`.
         color_mode: `"rgb"` (3 channels), `"rgba"` (4) or `"grayscale"`
             (1). Defaults to `"rgb"`.
-        batch_size, num_neighbours, seed, sampling, on_bad_file, workers,
-            use_multiprocessing, max_queue_size: as for `LoaderDataset`.
 
     Example:
     ```python
