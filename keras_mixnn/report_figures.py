@@ -7,6 +7,9 @@ import numpy as np
 
 _CLEAN_COLOUR = "#3b7dd8"
 _NOISY_COLOUR = "#d8553b"
+# The fitted components in darker shades of their bars' colours.
+_CLEAN_LINE_COLOUR = "#1f4e99"
+_NOISY_LINE_COLOUR = "#9c2a14"
 _MAX_ANNOTATED_CLASSES = 12
 _MAX_LEGEND_CLASSES = 20
 
@@ -56,9 +59,13 @@ def loss_histograms(snapshots, wrong=None):
         if mixture is not None:
             grid = np.linspace(0.0, 1.0, 400)
             densities = mixture.component_densities(grid)
-            for component, density in enumerate(densities):
-                name = "clean component" if component == mixture.clean_component else "noisy component"
-                axes.plot(grid, density, linestyle="--", linewidth=1.5, label=name)
+            # Clean first, each role in its bars' colour, whichever component index the fit gave it.
+            noisy_component = 1 - mixture.clean_component
+            for component, name, colour in (
+                (mixture.clean_component, "clean component", _CLEAN_LINE_COLOUR),
+                (noisy_component, "noisy component", _NOISY_LINE_COLOUR),
+            ):
+                axes.plot(grid, densities[component], linestyle="--", linewidth=1.5, color=colour, label=name)
             axes.plot(grid, densities.sum(axis=0), color="black", linewidth=1.5, label="mixture")
         else:
             axes.text(0.5, 0.9, "no mixture: the fit fell back", transform=axes.transAxes, ha="center")

@@ -162,3 +162,23 @@ def test_the_report_command_prints_what_it_wrote_and_refuses_a_missing_directory
     result = CliRunner().invoke(main, ["report", str(tmp_path / "missing")], catch_exceptions=False)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "not a run directory" in result.output
+
+
+@pytest.mark.parametrize("clean_component", [0, 1])
+def test_the_clean_and_noisy_components_keep_their_colour_and_order_whichever_index_the_fit_gave(clean_component):
+    from keras_mixnn.mixture import LossMixture
+    from keras_mixnn.report_figures import loss_histograms
+
+    means = np.array([0.2, 0.7]) if clean_component == 0 else np.array([0.7, 0.2])
+    mixture = LossMixture(0.0, 1.0, np.array([0.5, 0.5]), means, np.array([0.01, 0.02]), clean_component)
+    losses = np.random.default_rng(0).uniform(size=200)
+    figure = loss_histograms([("pass", losses, mixture)], wrong=losses > 0.5)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert list(lines) == ["clean component", "noisy component", "mixture"]
+    # The clean component's curve peaks at the clean (lower) mean, and keeps one colour across panels and runs.
+    grid = lines["clean component"].get_xdata()
+    assert grid[np.argmax(lines["clean component"].get_ydata())] == pytest.approx(0.2, abs=0.01)
+    assert lines["clean component"].get_color() != lines["noisy component"].get_color()
+    colours = {name: lines[name].get_color() for name in ("clean component", "noisy component")}
+    other = loss_histograms([("pass", losses, mixture._replace(means=means[::-1], clean_component=1 - clean_component))])
+    assert {line.get_label(): line.get_color() for line in other.axes[0].get_lines()[:2]} == colours
