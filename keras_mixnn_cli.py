@@ -55,13 +55,19 @@ def _set_option(function):
     help="Read the dataset from here instead of downloading it (CIFAR: the official python batches or an .npz).",
 )
 @click.option("--seed", type=int, help="Seed of the run (same as --set seed=N).")
+@click.option(
+    "--devices",
+    type=int,
+    help="Train data-parallel on N devices (same as --set devices=N); JAX and TensorFlow. "
+    "Without accelerators the CPU is split into N devices.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the run directory if it exists.")
 @click.option(
     "--resume",
     is_flag=True,
     help="Continue the interrupted run in --output from its last complete epoch (same recipe and options).",
 )
-def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite, resume):
+def run(recipe_name, assignments, backend, output, data_dir, seed, devices, overwrite, resume):
     """Train the run a recipe describes and write its run directory.
 
     RECIPE is a recipe file or the name of a bundled recipe (see `list`).
@@ -71,13 +77,15 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, overwrite, re
       keras-mixnn run recipes/cifar10_sym40.py --backend jax --data-dir ~/data/cifar-10-batches-py
       keras-mixnn run digits_sym40 --set epochs=20 --set method=ce --output runs/digits-ce
       keras-mixnn run recipes/cifar10_sym40.py --output runs/cifar10_sym40 --resume   # after a crash
+      keras-mixnn run recipes/cifar100_sym80.py --backend jax --devices 8
     """
     _select_backend(backend)
     if resume and output is None:
         raise click.ClickException("--resume needs --output RUN_DIR: the run directory to continue.")
     if resume and overwrite:
         raise click.ClickException("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
-    path, recipe = _resolve(recipe_name, assignments, seed)
+    path, recipe = _resolve(recipe_name, assignments, seed, devices)
+    _prepare_devices(recipe.devices)
     from keras_mixnn import run_directory, runner
 
     run_dir = output if output is not None else run_directory.next_free_dir(pathlib.Path("runs") / path.stem)
@@ -173,14 +181,15 @@ def _summary(metrics):
     return ", ".join(parts)
 
 
-def _resolve(recipe_name, assignments, seed):
+def _resolve(recipe_name, assignments, seed, devices=None):
     from keras_mixnn import recipe as recipe_lib
 
     try:
         path = _recipe_path(recipe_name)
         recipe = recipe_lib.apply_overrides(recipe_lib.load_recipe(path), assignments)
-        if seed is not None:
-            recipe = recipe.replace(seed=seed)
+        options = {name: value for name, value in (("seed", seed), ("devices", devices)) if value is not None}
+        if options:
+            recipe = recipe.replace(**options)
     except (ValueError, TypeError) as error:
         raise _error(error) from None
     return path, recipe
@@ -223,6 +232,26 @@ def _select_backend(backend):
                 "before starting Python instead of --backend."
             )
     os.environ["KERAS_BACKEND"] = backend
+
+
+def _prepare_devices(num_devices):
+    """Without accelerators, shows the backend the CPU as `num_devices` devices.
+
+    Before anything computes: JAX reads XLA_FLAGS when it first looks for
+    devices, TensorFlow splits the CPU only before its runtime starts.
+    """
+    if num_devices <= 1:
+        return
+    import keras
+
+    if keras.backend.backend() == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={num_devices}".strip()
+    elif keras.backend.backend() == "tensorflow":
+        from keras_mixnn import _backend
+
+        _backend.split_host_cpu(num_devices)
 
 
 def _load_data(recipe, data_dir, run_dir, overwrite, resume):

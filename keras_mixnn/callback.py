@@ -10,6 +10,7 @@ from keras import ops
 from keras_mixnn import _backend, _validation
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn.correction import update_soft_targets
+from keras_mixnn.data import predict_samples
 from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixing import mixing_weights
 from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_loss_mixture, per_sample_cross_entropy
@@ -167,6 +168,12 @@ class MixNNCallback(keras.callbacks.Callback):
                 f"true_labels must hold one label per training sample ({self._data.num_samples}); received shape "
                 f"{self.true_labels.shape}."
             )
+        batch_size = self.inference_batch_size or self._data.batch_size
+        if batch_size % self._data.batch_multiple:
+            raise ValueError(
+                f"inference_batch_size={batch_size} must be a multiple of the {self._data.batch_multiple} devices "
+                "that data-parallel training splits every batch over."
+            )
         self._extractor = model.feature_extractor()
         deterministic = self.deterministic
         if deterministic is None:
@@ -261,9 +268,7 @@ class MixNNCallback(keras.callbacks.Callback):
         num_samples = self._data.num_samples
         subset = self._subset(model.seed, mixnn_epoch, num_samples)
         batch_size = self.inference_batch_size or self._data.batch_size
-        features, logits = self._extractor.predict(
-            self._data.inference_data(subset, batch_size), batch_size=batch_size, verbose=0
-        )
+        features, logits = predict_samples(self._extractor, self._data, subset, batch_size)
         if not np.isfinite(logits).all():
             self._stop(f"The model's outputs became NaN or infinite in the pass before epoch {self._epoch + 1}")
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)

@@ -57,6 +57,9 @@ class MixNNDataset(keras.utils.PyDataset):
         # Set by `MixNNModel.fit(steps_per_epoch=...)`: epochs shorter (or
         # longer) than one pass over the data continue where the last ended.
         self.steps_per_epoch = None
+        # Set by `MixNNModel.fit` to the number of devices under data parallelism: every batch is cut
+        # to a multiple of it, so that each device gets an equal share.
+        self.batch_multiple = 1
         self._epoch = 0
         self._neighbours = None
 
@@ -137,19 +140,24 @@ class MixNNDataset(keras.utils.PyDataset):
     def _readable_samples(self, batch):
         """Positions and inputs of the batch's readable samples.
 
-        A batch with no readable sample is replaced by the next batch that
-        has one: an empty batch would make the epoch's loss NaN.
+        Under data parallelism the batch is cut to a multiple of
+        `batch_multiple` (an epoch's last batch, or one with unreadable
+        samples). A batch left with no sample is replaced by the next batch
+        that has some: an empty batch would make the epoch's loss NaN.
         """
         for step in range(self.batches_per_pass):
             index = self._batch_indices(batch + step)
             x = self._load(index)
             readable = self._readable(index)
-            if readable.all():
+            kept = np.flatnonzero(readable)
+            kept = kept[: len(kept) - len(kept) % self.batch_multiple]
+            if len(kept) == len(index):
                 return index, x
-            if readable.any():
-                return index[readable], x[readable]
+            if len(kept):
+                return index[kept], x[kept]
         raise ValueError(
-            f"All {self.num_samples} training samples are unreadable; check the file paths or the loader."
+            f"All {self.num_samples} training samples are unreadable, or too few for the "
+            f"{self.batch_multiple} devices; check the file paths or the loader."
         )
 
     def _neighbour_samples(self, index, x):
@@ -209,6 +217,47 @@ class ArrayDataset(MixNNDataset):
 
     def _load(self, indices):
         return self.x[indices]
+
+
+def padded_rows(num_rows, multiple):
+    """Row positions `0..num_rows-1`, repeated at the end up to a multiple of `multiple`.
+
+    JAX's data parallelism needs every batch to split evenly over the
+    devices; predictions for the repeated rows are dropped afterwards.
+
+    Args:
+        num_rows: how many rows there are.
+        multiple: the number of devices.
+
+    Returns:
+        An int64 array of positions whose length is a multiple of `multiple`.
+    """
+    rows = np.arange(num_rows)
+    return np.concatenate([rows, np.full((-num_rows) % multiple, max(num_rows - 1, 0))]).astype(np.int64)
+
+
+def predict_samples(model, data, indices, batch_size):
+    """`model.predict` over some or all samples of a `MixNNDataset`, in order.
+
+    Under data parallelism (`data.batch_multiple` devices) the samples are
+    padded by repeating the last one up to a multiple of the devices, which
+    JAX needs, and the padding's outputs dropped.
+
+    Args:
+        model: a Keras model taking the dataset's samples.
+        data: the `MixNNDataset`.
+        indices: sample positions, in the order wanted; `None` for all.
+        batch_size: the prediction batch size.
+
+    Returns:
+        `model.predict`'s outputs, one row per position.
+    """
+    if data.batch_multiple == 1:
+        return model.predict(data.inference_data(indices, batch_size), batch_size=batch_size, verbose=0)
+    rows = np.arange(data.num_samples) if indices is None else np.asarray(indices)
+    padded = rows[padded_rows(len(rows), data.batch_multiple)]
+    outputs = model.predict(data.inference_data(padded, batch_size), batch_size=batch_size, verbose=0)
+    return keras.tree.map_structure(lambda output: output[: len(rows)], outputs)
 
 
 def balanced_order(labels, size, *, seed, epoch):

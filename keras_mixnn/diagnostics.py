@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import mixture_loss_labels
+from keras_mixnn.data import predict_samples
 from keras_mixnn.mixture import MAX_FIT_SAMPLES, LossMixture, fit_loss_mixture, per_sample_cross_entropy
 
 WARMUP_LOSSES = "losses_warmup.npz"
@@ -59,7 +60,7 @@ class RunDiagnostics(keras.callbacks.Callback):
         batch_size = self.mixnn_callback.inference_batch_size or data.batch_size
         readable = np.ones(data.num_samples, dtype=bool)
         readable[np.asarray(getattr(data, "unreadable", ()), dtype=np.int64)] = False
-        logits = model.backbone.predict(data.inference_data(None, batch_size), batch_size=batch_size, verbose=0)
+        logits = predict_samples(model.backbone, data, None, batch_size)
         losses = np.full(data.num_samples, np.nan)
         losses[readable] = per_sample_cross_entropy(logits[readable], mixture_loss_labels(model)[readable])
         mixnn_epoch = int(keras.ops.convert_to_numpy(model.state.epoch))
@@ -70,9 +71,7 @@ class RunDiagnostics(keras.callbacks.Callback):
         rng = np.random.default_rng([self.seed, 9])
         candidates = np.flatnonzero(readable)
         indices = np.sort(rng.choice(candidates, size=min(self.sample_size, len(candidates)), replace=False))
-        features, _ = model.feature_extractor().predict(
-            data.inference_data(indices, batch_size), batch_size=batch_size, verbose=0
-        )
+        features, _ = predict_samples(model.feature_extractor(), data, indices, batch_size)
         features = features.reshape(len(features), -1).astype(np.float32)
 
         def write(path):

@@ -1,12 +1,14 @@
 """`MixNNModel`: a Keras model that trains its backbone with MixNN."""
 
+import contextlib
 import warnings
+import weakref
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_mixnn import _validation
+from keras_mixnn import _backend, _validation
 from keras_mixnn._choices import (
     CORRECTION_SOURCES,
     MAX_SEED,
@@ -17,8 +19,8 @@ from keras_mixnn._choices import (
     WEIGHTINGS,
 )
 from keras_mixnn.correction import update_soft_targets
-from keras_mixnn.data import ArrayDataset, MixNNDataset
-from keras_mixnn import partners
+from keras_mixnn.data import ArrayDataset, MixNNDataset, padded_rows
+from keras_mixnn import distribution, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
 from keras_mixnn.state import MixNNState
@@ -213,18 +215,35 @@ class MixNNModel(keras.Model):
         return self.backbone(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # Under tf.distribute each replica's loss is divided by their number, as Keras' losses do,
+        # so that the gradients the strategy sums are the global batch's mean.
+        replicas = _backend.summing_replicas()
         if isinstance(y_pred, dict):
             total = self._synthetic_loss(ops.cast(y_pred["logits"], "float32"), y_pred["targets"])
         else:
-            total = _EVALUATION_LOSS(y, ops.cast(y_pred, "float32"), sample_weight=sample_weight)
+            total = _EVALUATION_LOSS(y, ops.cast(y_pred, "float32"), sample_weight=sample_weight) * replicas
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
-        return total
+        return total / replicas if replicas > 1 else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, dict):
             y_pred = y_pred["logits"]
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, **kwargs):
+        """As `keras.Model.compile`, without `loss` (MixNN brings its own).
+
+        Under JAX data parallelism `metrics` are weighted like
+        `weighted_metrics`: evaluation pads uneven batches with rows of
+        weight 0 (`keras_mixnn.distribution.EvenBatches`), and only weighted
+        metrics leave them out. Training passes no weights, so there they
+        are the same.
+        """
+        if metrics is not None and _backend.needs_even_batches(self):
+            weighted_metrics = list(metrics) + list(weighted_metrics or [])
+            metrics = None
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
 
     def fit(
         self,
@@ -263,30 +282,56 @@ class MixNNModel(keras.Model):
         if steps_per_epoch is not None:
             _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
         dataset.steps_per_epoch = steps_per_epoch
+        replicas = self._check_data_parallel(dataset.batch_size)
+        dataset.batch_multiple = replicas
+        validation_batch_size = kwargs.pop("validation_batch_size", None) or dataset.batch_size
+        validation_data = self._even_batches(validation_data, validation_batch_size)
         self._prepare_state(dataset.labels)
         self._build_metrics(dataset)
         callbacks = _with_mixnn_callback(callbacks)
         self._warn_if_phase_not_reached(epochs - initial_epoch)
         self._training_data = dataset
+        # On TensorFlow each replica would normalise by its own slice of the batch; JAX sees the whole batch.
+        synchronise = replicas > 1 and keras.backend.backend() == "tensorflow"
         try:
-            return super().fit(
-                dataset,
-                epochs=epochs,
-                callbacks=callbacks,
-                validation_data=validation_data,
-                validation_batch_size=kwargs.pop("validation_batch_size", None) or dataset.batch_size,
-                initial_epoch=initial_epoch,
-                shuffle=False,  # The dataset shuffles samples itself, seeded; Keras would reshuffle batches unseeded.
-                **kwargs,
-            )
+            with _batch_norm_synchronised(self.backbone, synchronise):
+                return super().fit(
+                    dataset,
+                    epochs=epochs,
+                    callbacks=callbacks,
+                    validation_data=validation_data,
+                    validation_batch_size=validation_batch_size,
+                    initial_epoch=initial_epoch,
+                    shuffle=False,  # The dataset shuffles samples itself, seeded; Keras would reshuffle batches unseeded.
+                    **kwargs,
+                )
         finally:
             self._training_data = None
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        """As `keras.Model.evaluate`; under JAX data parallelism uneven batches are padded.
+
+        The padding rows have sample weight 0 (`keras_mixnn.distribution.EvenBatches`).
+        """
+        if _backend.needs_even_batches(self) and isinstance(x, (np.ndarray, keras.utils.PyDataset)):
+            data = x if isinstance(x, keras.utils.PyDataset) else tuple(a for a in (x, y, sample_weight) if a is not None)
+            x, y, sample_weight, batch_size = self._even_batches(data, batch_size or 32), None, None, None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """As `keras.Model.predict`; under JAX data parallelism an array's rows are padded, then dropped."""
+        if not (_backend.needs_even_batches(self) and isinstance(x, np.ndarray)):
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        batch_size = batch_size or 32
+        self._check_batch_multiple("predict's batch_size", batch_size, _backend.replicas_in_sync(self))
+        rows = padded_rows(len(x), _backend.replicas_in_sync(self))
+        return super().predict(x[rows], batch_size=batch_size, **kwargs)[: len(x)]
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "backbone": _serialised_unsynchronised(self.backbone),
                 "num_neighbours": self.num_neighbours,
                 "warmup_epochs": self.warmup_epochs,
                 "correction_start": self.correction_start,
@@ -327,7 +372,10 @@ class MixNNModel(keras.Model):
         config = dict(config)
         if config.pop("backend", keras.backend.backend()) != keras.backend.backend():
             config["jit_compile"] = "auto"  # Saved under another backend: let this one choose.
-        super().compile_from_config(config)
+        # Keras' own compile_from_config skips any model that overrides compile(); this is its body.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)  # So that the saved optimizer variables load.
 
     def save_own_variables(self, store):
         # Keras saves no random generator's position; a resumed run must draw what the uninterrupted one would.
@@ -544,9 +592,48 @@ class MixNNModel(keras.Model):
                 f"pass a batch_size of at most {num_samples} (to fit, or to the MixNNDataset), or use more data."
             )
 
+    def _check_data_parallel(self, batch_size):
+        """Refuses what data-parallel training cannot do; returns the number of devices."""
+        replicas = _backend.replicas_in_sync(self)
+        if replicas == 1:
+            return 1
+        self._check_batch_multiple("batch_size", batch_size, replicas)
+        if keras.backend.backend() == "tensorflow" and self.method == "mixnn" and self.correction_source == "batch":
+            raise ValueError(
+                'correction_source="batch" writes soft targets inside the training step, which the replicas of '
+                "tf.distribute.MirroredStrategy cannot share. Use the default correction_source=\"pass\", "
+                "one device, or the JAX backend."
+            )
+        return replicas
+
+    @staticmethod
+    def _check_batch_multiple(name, batch_size, replicas):
+        if batch_size % replicas:
+            raise ValueError(
+                f"Data-parallel training over {replicas} devices splits every batch evenly between them; "
+                f"{name}={batch_size} is not a multiple of {replicas}. Use e.g. "
+                f"{max(replicas, batch_size - batch_size % replicas)}."
+            )
+
+    def _even_batches(self, data, batch_size):
+        """Evaluation data as batches that split evenly over JAX's devices, where that is needed."""
+        if data is None or not _backend.needs_even_batches(self):
+            return data
+        replicas = _backend.replicas_in_sync(self)
+        if isinstance(data, keras.utils.PyDataset):
+            return distribution.EvenBatches(data, replicas)
+        if isinstance(data, tuple) and all(isinstance(part, np.ndarray) for part in data):
+            x, y, *weight = data
+            batches = distribution.ArrayBatches(x, y, batch_size)
+            if weight:
+                batches = [(xb, yb, weight[0][i * batch_size : (i + 1) * batch_size]) for i, (xb, yb) in enumerate(batches)]
+            return distribution.EvenBatches(batches, replicas)
+        return data
+
     def _prepare_state(self, labels):
         if not self.state.built:
-            self.state.build(len(labels), self.num_classes, self.num_neighbours)
+            with _backend.variable_scope(self):  # TensorFlow: mirrored on every device, like the weights.
+                self.state.build(len(labels), self.num_classes, self.num_neighbours)
             self.state.initialise(labels)
             return
         self.state.check_fits(self.num_classes, self.num_neighbours)
@@ -586,6 +673,48 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
+
+
+def _batch_norm_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            yield layer
+        elif hasattr(layer, "layers"):
+            yield from _batch_norm_layers(layer)
+
+
+# The BatchNormalization layers a data-parallel fit synchronises for as long as it runs.
+_SYNCHRONISED_BY_FIT = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def _batch_norm_synchronised(backbone, synchronise):
+    """TensorFlow: BatchNormalization over the whole batch of all replicas while the block runs."""
+    layers = [layer for layer in _batch_norm_layers(backbone) if synchronise and not layer.synchronized]
+    for layer in layers:
+        layer.synchronized = True
+        _SYNCHRONISED_BY_FIT.add(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.synchronized = False
+            _SYNCHRONISED_BY_FIT.discard(layer)
+
+
+def _serialised_unsynchronised(backbone):
+    """The backbone's config as built, without the `synchronized` a data-parallel fit set for itself.
+
+    A model saved during such a fit must load on every backend, and only TensorFlow takes `synchronized=True`.
+    """
+    layers = [layer for layer in _batch_norm_layers(backbone) if layer in _SYNCHRONISED_BY_FIT]
+    for layer in layers:
+        layer.synchronized = False
+    try:
+        return keras.saving.serialize_keras_object(backbone)
+    finally:
+        for layer in layers:
+            layer.synchronized = True
 
 
 def _with_mixnn_callback(callbacks):

@@ -106,6 +106,9 @@ class Recipe:
             shuffling, augmentation, MixNN). Defaults to `0`.
         mixed_precision: train under Keras' `"mixed_float16"` policy (for
             GPUs). Defaults to `False`.
+        devices: train data-parallel on this many devices
+            (`keras_mixnn.distribution.DataParallel`; JAX and TensorFlow);
+            `batch_size` must be a multiple of it. Defaults to `1`.
         workers: loader workers of the training data. Defaults to `1`.
         use_multiprocessing: workers are processes, not threads. Defaults to
             `False`.
@@ -138,6 +141,7 @@ class Recipe:
     weight_decay: float = 0.0
     seed: int = 0
     mixed_precision: bool = False
+    devices: int = 1
     # MixNNModel
     method: str = "mixnn"
     num_neighbours: int = 1
@@ -219,6 +223,13 @@ class Recipe:
         if self.mixture_fit_samples is not None:
             check.check_int("mixture_fit_samples", self.mixture_fit_samples, minimum=2)
         check.check_int("workers", self.workers, minimum=1)
+        check.check_int("devices", self.devices, minimum=1)
+        for name in ("batch_size", "inference_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) % self.devices:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} must be a multiple of devices={self.devices}: every batch is "
+                    "split evenly over the devices."
+                )
         self._check_combinations()
 
     def _check_combinations(self):

@@ -36,7 +36,16 @@ import keras
 import numpy as np
 
 import keras_mixnn
-from keras_mixnn import applications, architectures, checkpoint, diagnostics, label_issues, noise, run_directory
+from keras_mixnn import (
+    applications,
+    architectures,
+    checkpoint,
+    diagnostics,
+    distribution,
+    label_issues,
+    noise,
+    run_directory,
+)
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError
 from keras_mixnn.data import ArrayDataset
@@ -208,7 +217,21 @@ class EpochSummary(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts) + f"  ({seconds:.1f} s)", file=self.stream, flush=True)
 
 
-def run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, record=None):
+def run(recipe, run_dir, data, **options):
+    """Trains a recipe on `data` and writes the run directory; see `_run` for the arguments.
+
+    With `recipe.devices > 1` the model is built, trained and evaluated
+    inside a `keras_mixnn.distribution.DataParallel` over that many devices,
+    made (and refused, on torch or with too few devices) before anything is
+    written.
+    """
+    if recipe.devices == 1:
+        return _run(recipe, run_dir, data, **options)
+    with distribution.DataParallel(num_devices=recipe.devices).scope():
+        return _run(recipe, run_dir, data, **options)
+
+
+def _run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, record=None):
     """Trains a recipe on `data` and writes the run directory.
 
     Every epoch ends with a checkpoint (`run_directory.CHECKPOINT`, written

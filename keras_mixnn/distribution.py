@@ -1,0 +1,153 @@
+"""Data-parallel training on the backend's own engine.
+
+JAX trains through `keras.distribution.DataParallel` and TensorFlow through
+`tf.distribute.MirroredStrategy`; `DataParallel` here picks the one that
+belongs to the backend Keras runs on. Keras' torch backend has no
+multi-device `fit`: docs/scaling.md shows the path a torch user can take.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+from keras_mixnn import _backend
+from keras_mixnn.data import padded_rows
+
+
+def list_devices():
+    """The devices the current Keras backend computes on.
+
+    Unlike `keras.distribution.list_devices` (JAX only), this answers on
+    every backend: the accelerators when there are any, else the CPUs
+    (several where the host CPU is split, as the tests do).
+
+    Returns:
+        A list of device names such as `"gpu:0"` or `"cpu:1"`.
+    """
+    return _backend.list_devices()
+
+
+class DataParallel:
+    """Trains on several devices of one machine, each taking a slice of every batch.
+
+    Every device holds a copy of the model and of MixNN's state (soft
+    targets, clean probabilities, neighbours); each step splits the batch
+    between them and averages their gradients, so a step sees the same
+    batch and takes the same update as on one device, up to the order of
+    floating-point sums. The per-epoch pass is sharded the same way.
+
+    Build, compile and fit the model inside `scope()`:
+
+    ```python
+    parallel = kmx.distribution.DataParallel(num_devices=2)
+    with parallel.scope():
+        model = kmx.MixNNModel(build_backbone(), seed=0)
+        model.compile(optimizer="adam", metrics=["accuracy"])
+        model.fit(x, y, batch_size=128, epochs=100)
+    ```
+
+    The batch size (and `MixNNCallback`'s `inference_batch_size`) must be a
+    multiple of the number of devices. An epoch's last, shorter batch is
+    trimmed to a multiple of it; the few samples left out come in another
+    order the next epoch.
+
+    On TensorFlow, `BatchNormalization` layers of the backbone compute their
+    statistics over the whole batch (`synchronized`) while `fit` runs, as on
+    one device; JAX computes over the whole batch anyway.
+    `correction_source="batch"` writes soft targets inside the step, which
+    the replicas of `MirroredStrategy` cannot share, so it is refused there.
+
+    Args:
+        devices: device names from `list_devices()`; `None` takes the first
+            `num_devices` of them, or all. Defaults to `None`.
+        num_devices: how many devices to use when `devices` is `None`;
+            `None` uses all. Defaults to `None`.
+
+    Raises:
+        ValueError: on the torch backend, for unknown devices, or for more
+            devices than there are.
+    """
+
+    def __init__(self, devices=None, *, num_devices=None):
+        if keras.backend.backend() not in ("jax", "tensorflow"):
+            raise ValueError(
+                f"Data-parallel training is not available on the {keras.backend.backend()} backend: Keras' torch "
+                "backend has no multi-device fit. Use KERAS_BACKEND=jax or tensorflow, or see docs/scaling.md "
+                "for the torch path."
+            )
+        available = list_devices()
+        if devices is not None and num_devices is not None:
+            raise ValueError("Pass either `devices` or `num_devices`, not both.")
+        if devices is None:
+            if num_devices is not None and not (isinstance(num_devices, int) and 1 <= num_devices <= len(available)):
+                raise ValueError(
+                    f"num_devices must be an integer between 1 and the {len(available)} devices this backend sees "
+                    f"({', '.join(available)}); received {num_devices!r}. On a machine without accelerators, "
+                    "split the CPU first (docs/scaling.md)."
+                )
+            devices = available[: num_devices or len(available)]
+        devices = list(devices)
+        unknown = [name for name in devices if name not in available]
+        if unknown or not devices or len(set(devices)) != len(devices):
+            raise ValueError(
+                f"devices must be distinct names from list_devices() ({', '.join(available)}); received {devices!r}."
+            )
+        self.devices = devices
+        self.engine = _backend.data_parallel_engine(devices)
+
+    @property
+    def num_replicas(self):
+        """Number of devices each batch is split over."""
+        return len(self.devices)
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Context in which models are built, compiled and trained on the devices."""
+        with self.engine.scope():
+            yield
+
+
+class EvenBatches(keras.utils.PyDataset):
+    """Evaluation batches padded to a multiple of the devices, the padding weighted 0.
+
+    JAX's data parallelism cannot split a batch unevenly over the devices.
+    Each padding row repeats the batch's last sample with sample weight 0,
+    so metrics such as accuracy count only the real samples; the reported
+    loss, which Keras averages over the rows, counts the (at most
+    `multiple - 1` per batch) padding rows as zero loss.
+
+    Args:
+        batches: a sequence of `(x, y)` or `(x, y, sample_weight)` batches,
+            such as a `keras.utils.PyDataset`.
+        multiple: the number of devices.
+    """
+
+    def __init__(self, batches, multiple):
+        super().__init__()
+        self.batches = batches
+        self.multiple = multiple
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, batch):
+        x, y, *weight = self.batches[batch]
+        x, y = np.asarray(x), np.asarray(y)
+        weight = np.asarray(weight[0], dtype=np.float32) if weight else np.ones(len(y), dtype=np.float32)
+        rows = padded_rows(len(y), self.multiple)
+        return x[rows], y[rows], np.where(np.arange(len(rows)) < len(y), weight[rows], 0.0).astype(np.float32)
+
+
+class ArrayBatches:
+    """`(x, y)` arrays served as a sequence of batches, for `EvenBatches`."""
+
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, batch):
+        rows = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
