@@ -35,14 +35,15 @@ from keras_mixnn.neighbours import HNSWIndex, exact_search, exclude_self
 CLASSES = 100
 
 
-def clustered_features(num_samples, dims, latent_dims=32, seed=0):
-    """Rows of ReLU features around 100 class modes on a `latent_dims`-dimensional manifold."""
+def clustered_features(num_samples, dims, latent_dims=32, seed=0, return_classes=False):
+    """Rows of ReLU features around 100 class modes on a `latent_dims`-dimensional manifold (and their classes)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, (CLASSES, latent_dims))
-    latent = centres[rng.integers(0, CLASSES, num_samples)] + rng.normal(0.0, 0.5, (num_samples, latent_dims))
+    classes = rng.integers(0, CLASSES, num_samples)
+    latent = centres[classes] + rng.normal(0.0, 0.5, (num_samples, latent_dims))
     projection = rng.normal(0.0, 1.0 / np.sqrt(latent_dims), (latent_dims, dims))
-    features = np.maximum(latent @ projection, 0.0) + rng.normal(0.0, 0.05, (num_samples, dims))
-    return features.astype(np.float32)
+    features = (np.maximum(latent @ projection, 0.0) + rng.normal(0.0, 0.05, (num_samples, dims))).astype(np.float32)
+    return (features, classes) if return_classes else features
 
 
 def numpy_exact(features, rows, k, chunk=512):

@@ -6,6 +6,6 @@ NEIGHBOUR_SOURCES = ("knn", "random", "batch")
 MIXTURE_LOSS_ON = ("targets", "given")
 CORRECTION_SOURCES = ("pass", "batch")
 NEIGHBOUR_TARGETS = ("soft", "given")
-SEARCH_METHODS = ("auto", "exact", "hnsw")
+SEARCH_METHODS = ("auto", "exact", "hnsw", "faiss")
 # Seeds feed scikit-learn and hnswlib too, which take at most 32-bit values.
 MAX_SEED = 2**31 - 1

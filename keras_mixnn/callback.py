@@ -113,6 +113,14 @@ class MixNNCallback(keras.callbacks.Callback):
             seed (the HNSW graph is built on one thread; searches use every
             core either way). `None` means `True` on a CPU and `False` on an
             accelerator. Defaults to `None`.
+        feature_dims: search neighbours among the features' first
+            `feature_dims` principal components instead of the features
+            themselves (`keras_mixnn.neighbours.PCAReduction`, fitted at
+            every full pass on up to 100,000 samples). It shrinks what the
+            pass keeps and the index holds, from `N x d` to
+            `N x feature_dims` floats, at a cost in recall measured in
+            docs/scaling.md; `None` searches the features as they are (the
+            paper). Defaults to `None`.
         inference_batch_size: batch size of the inference pass; `None` uses
             the training batch size. Defaults to `None`.
         refresh_every: epochs between passes, counted from the end of
@@ -138,6 +146,7 @@ class MixNNCallback(keras.callbacks.Callback):
         *,
         neighbour_search="auto",
         deterministic=None,
+        feature_dims=None,
         inference_batch_size=None,
         refresh_every=1,
         refresh_subset=1.0,
@@ -150,6 +159,9 @@ class MixNNCallback(keras.callbacks.Callback):
         neighbours_lib.check_search_method(neighbour_search)
         self.neighbour_search = neighbour_search
         self.deterministic = deterministic
+        if feature_dims is not None:
+            _validation.check_int("feature_dims", feature_dims, minimum=1)
+        self.feature_dims = feature_dims
         self.inference_batch_size = inference_batch_size
         self.refresh_every = _validation.check_int("refresh_every", refresh_every, minimum=1)
         self.refresh_subset = _validation.check_fraction("refresh_subset", refresh_subset)
@@ -175,6 +187,13 @@ class MixNNCallback(keras.callbacks.Callback):
                 "that data-parallel training splits every batch over."
             )
         self._extractor = model.feature_extractor()
+        feature_size = math.prod(self._extractor.outputs[0].shape[1:])
+        if self.feature_dims is not None and self.feature_dims >= feature_size:
+            raise ValueError(
+                f"feature_dims={self.feature_dims} must be smaller than the {feature_size} features the "
+                "network gives each sample; use fewer, or None to search the features as they are."
+            )
+        self._reduction = None
         deterministic = self.deterministic
         if deterministic is None:
             deterministic = not _backend.accelerator_available()
@@ -272,6 +291,10 @@ class MixNNCallback(keras.callbacks.Callback):
         if not np.isfinite(logits).all():
             self._stop(f"The model's outputs became NaN or infinite in the pass before epoch {self._epoch + 1}")
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
+        if self.feature_dims is not None:
+            if subset is None:  # Every sample embedded anew: fit the components to them.
+                self._reduction = neighbours_lib.PCAReduction(self.feature_dims, seed=model.seed + mixnn_epoch).fit(features)
+            features = self._reduction.transform(features)
         if self._features is None:
             self._features = features
             self._logits = logits.astype(np.float32, copy=False)

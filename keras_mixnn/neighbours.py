@@ -160,6 +160,107 @@ class HNSWIndex(NeighbourIndex):
         return exclude_self(candidates, num_neighbours)
 
 
+class FaissIndex(NeighbourIndex):
+    """Search with faiss, where it is installed (`pip install faiss-cpu`, or `faiss-gpu`).
+
+    `kind="hnsw"` builds faiss' own HNSW graph (`IndexHNSWFlat`) on the
+    CPU; `kind="flat"` searches exactly (`IndexFlatL2`), on every GPU faiss
+    sees when it is a GPU build, else on the CPU.
+
+    Args:
+        kind: `"hnsw"` or `"flat"`. Defaults to `"hnsw"`.
+        max_connections: the HNSW graph's `M`. Defaults to `16`.
+        ef_construction: candidate list size while building. Defaults to `100`.
+        ef: candidate list size while searching, raised to at least K + 1.
+            Defaults to `64`.
+        deterministic: build the HNSW graph on one thread, so the table
+            repeats (faiss inserts concurrently otherwise). Defaults to
+            `True`.
+    """
+
+    def __init__(self, *, kind="hnsw", max_connections=16, ef_construction=100, ef=64, deterministic=True):
+        if kind not in ("hnsw", "flat"):
+            raise ValueError(f"kind must be 'hnsw' or 'flat'; received {kind!r}.")
+        self.kind = kind
+        self.max_connections = max_connections
+        self.ef_construction = ef_construction
+        self.ef = ef
+        self.deterministic = deterministic
+
+    def search(self, features, num_neighbours):
+        faiss = _import_faiss()
+        features = _validated_features(features, num_neighbours)
+        dim = features.shape[1]
+        if self.kind == "flat":
+            index = faiss.IndexFlatL2(dim)
+            if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
+                index = faiss.index_cpu_to_all_gpus(index)
+            index.add(features)
+        else:
+            index = faiss.IndexHNSWFlat(dim, self.max_connections)
+            index.hnsw.efConstruction = self.ef_construction
+            threads = faiss.omp_get_max_threads()
+            if self.deterministic:
+                faiss.omp_set_num_threads(1)
+            try:
+                index.add(features)
+            finally:
+                faiss.omp_set_num_threads(threads)
+            index.hnsw.efSearch = max(self.ef, num_neighbours + 1)
+        _, candidates = index.search(features, num_neighbours + 1)
+        return exclude_self(candidates, num_neighbours)
+
+
+class PCAReduction:
+    """Projects features onto their first principal components before the search.
+
+    Shrinks what the index holds (hnswlib keeps its own float32 copy of
+    every row) and speeds up the search, at a cost in recall that
+    benchmarks/neighbours_at_scale.py measures. The components are fitted
+    with scikit-learn's randomized PCA on a seeded sample of rows.
+
+    Args:
+        dims: the number of components kept.
+        fit_samples: most rows the components are fitted on. Defaults to
+            `100_000`.
+        seed: seed of that sample and of the randomized SVD. Defaults to `0`.
+    """
+
+    def __init__(self, dims, *, fit_samples=100_000, seed=0):
+        self.dims = dims
+        self.fit_samples = fit_samples
+        self.seed = seed
+        self.mean = self.components = None
+
+    def fit(self, features):
+        """Fits the components on (a sample of) `features`, `(N, d)` with `d > dims`; returns self."""
+        from sklearn.decomposition import PCA
+
+        features = np.asarray(features, dtype=np.float32)
+        if not 1 <= self.dims < features.shape[1]:
+            raise ValueError(
+                f"feature_dims must be between 1 and the features' {features.shape[1] - 1} dimensions minus one; "
+                f"received {self.dims}."
+            )
+        rng = np.random.default_rng([self.seed, 2])
+        rows = np.sort(rng.choice(len(features), size=min(self.fit_samples, len(features)), replace=False))
+        pca = PCA(self.dims, svd_solver="randomized", random_state=self.seed).fit(features[rows])
+        self.mean = pca.mean_.astype(np.float32)
+        self.components = pca.components_.T.astype(np.float32)
+        return self
+
+    def transform(self, features, chunk_size=65_536):
+        """`(N, dims)` float32 projections, computed in chunks of rows."""
+        if self.components is None:
+            raise ValueError("PCAReduction.transform needs fit first.")
+        features = np.asarray(features)
+        out = np.empty((len(features), self.dims), dtype=np.float32)
+        for start in range(0, len(features), chunk_size):
+            block = features[start : start + chunk_size].astype(np.float32, copy=False)
+            out[start : start + chunk_size] = (block - self.mean) @ self.components
+        return out
+
+
 def exclude_self(candidates, num_neighbours):
     """Drops each row's own index from its candidate list.
 
@@ -185,7 +286,8 @@ def get_index(identifier, *, num_samples, seed=0, deterministic=True):
     `EXACT_SEARCH_MAX_SAMPLES` samples, HNSW otherwise.
 
     Args:
-        identifier: a name or a `NeighbourIndex`.
+        identifier: a name (`"faiss"`: `FaissIndex`, faiss' HNSW) or a
+            `NeighbourIndex`.
         num_samples: the number of samples that will be searched.
         seed: seed of the HNSW graph. Defaults to `0`.
         deterministic: build the HNSW graph on one thread so the result
@@ -202,6 +304,8 @@ def get_index(identifier, *, num_samples, seed=0, deterministic=True):
         identifier = "exact" if small or _backend.accelerator_available() else "hnsw"
     if identifier == "exact":
         return ExactIndex()
+    if identifier == "faiss":
+        return FaissIndex(deterministic=deterministic)
     return HNSWIndex(deterministic=deterministic, seed=seed)
 
 
@@ -223,6 +327,17 @@ def _validated_features(features, num_neighbours):
             f"({features.shape[0] - 1}); received {num_neighbours}."
         )
     return features
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "neighbour_search='faiss' needs faiss: `pip install faiss-cpu` (or faiss-gpu), "
+            "or use neighbour_search='hnsw'."
+        ) from error
+    return faiss
 
 
 def _import_hnswlib():

@@ -161,6 +161,7 @@ class Recipe:
     # MixNNCallback
     neighbour_search: str = "auto"
     deterministic: typing.Optional[bool] = None
+    feature_dims: typing.Optional[int] = None
     inference_batch_size: typing.Optional[int] = None
     refresh_every: int = 1
     refresh_subset: float = 1.0
@@ -216,6 +217,8 @@ class Recipe:
         check.check_choice("correction_source", self.correction_source, _choices.CORRECTION_SOURCES)
         check.check_choice("neighbour_targets", self.neighbour_targets, _choices.NEIGHBOUR_TARGETS)
         check.check_choice("neighbour_search", self.neighbour_search, _choices.SEARCH_METHODS)
+        if self.feature_dims is not None:
+            check.check_int("feature_dims", self.feature_dims, minimum=1)
         if self.inference_batch_size is not None:
             check.check_int("inference_batch_size", self.inference_batch_size, minimum=1)
         check.check_int("refresh_every", self.refresh_every, minimum=1)
@@ -325,7 +328,8 @@ class Recipe:
     def callback_options(self):
         """Keyword arguments of `MixNNCallback`."""
         names = (
-            "neighbour_search deterministic inference_batch_size refresh_every refresh_subset mixture_fit_samples"
+            "neighbour_search deterministic feature_dims inference_batch_size refresh_every refresh_subset "
+            "mixture_fit_samples"
         ).split()
         return {name: getattr(self, name) for name in names}
 

@@ -55,6 +55,24 @@ def test_neighbours_benchmark_finds_every_neighbour_of_easy_data():
             assert row.rstrip(" |").endswith("1.0000"), row
 
 
+def test_neighbours_at_scale_benchmark_times_build_and_query_and_measures_recall():
+    output = run_benchmark(
+        "neighbours_at_scale.py", "--samples", 3000, "--dims", 32, "--latent-dims", 4, "--pca", 8, "--queries", 100
+    )
+    rows = [row.split("|")[1:-1] for row in table_rows(output) if not row.startswith("| search")]
+    assert "| recall@K | same class as exact |" in output
+    assert [row[0].strip() for row in rows] == ["hnswlib, all cores", "hnswlib, PCA to 8", "faiss HNSWFlat"]
+    for name, dims, _, build, query, per_sample, recall, same_class, memory, estimate in rows:
+        assert dims.strip() == ("8" if "PCA" in name else "32")
+        assert all(re.fullmatch(NUMBER, value.strip()) for value in (build, query, per_sample, memory, estimate))
+        # The graphs find the exact neighbours; 8 principal components of 32 lose some (the benchmark's
+        # point), but far fewer classes than chance (1 in 100) would.
+        if "PCA" in name:
+            assert 0.5 <= float(same_class) <= 1.0 and float(recall) <= float(same_class), name
+        else:
+            assert float(recall) >= 0.99 and float(same_class) >= 0.99, name
+
+
 def test_mixture_benchmark_compares_subset_and_full_fits():
     output = run_benchmark("mixture.py", "--sizes", 2000, "--seeds", 1, "--fit-samples", 500)
     row = table_rows(output)[-1]

@@ -132,3 +132,23 @@ def test_same_seed_same_neighbour_tables(backbone, noisy_digits, neighbour_searc
 def test_callback_options_are_checked():
     with pytest.raises(ValueError, match="neighbour_search"):
         kmx.MixNNCallback(neighbour_search="kd-tree")
+
+
+def test_feature_dims_searches_the_principal_components_of_the_features(backbone, noisy_digits):
+    from keras_mixnn.neighbours import PCAReduction, exact_search
+
+    x, y = noisy_digits["x_train"][:300], noisy_digits["y_noisy"][:300]
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=5, seed=3)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))  # The features stay those of the pass.
+    callback = kmx.MixNNCallback(neighbour_search="exact", feature_dims=8)
+    model.fit(x, y, epochs=2, batch_size=50, callbacks=[callback], verbose=0)
+    features, _ = model.feature_extractor().predict(x, verbose=0)
+    reduced = PCAReduction(8, seed=model.seed + 1).fit(features).transform(features)
+    np.testing.assert_array_equal(model.neighbours, exact_search(reduced, 1))
+    assert np.mean(model.neighbours == exact_search(features, 1)) < 1.0  # Not the full features' table.
+
+    wide = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=5, seed=3)
+    wide.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="feature_dims=32 must be smaller than the 32 features"):
+        wide.fit(x, y, epochs=1, callbacks=[kmx.MixNNCallback(feature_dims=32)], verbose=0)
+    assert int(keras.ops.convert_to_numpy(wide.optimizer.iterations)) == 0

@@ -1,3 +1,5 @@
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -86,4 +88,62 @@ def test_auto_picks_exact_for_small_cpu_sets_and_hnsw_for_large():
     assert isinstance(get_index("auto", num_samples=5_000), ExactIndex)
     assert isinstance(get_index("auto", num_samples=5_001), HNSWIndex)
     with pytest.raises(ValueError, match="neighbour_search"):
-        get_index("faiss", num_samples=10)
+        get_index("annoy", num_samples=10)
+
+
+needs_faiss = pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="faiss is an optional backend")
+
+
+@needs_faiss
+@pytest.mark.parametrize("kind", ["hnsw", "flat"])
+def test_faiss_finds_the_exact_neighbours_of_small_data_and_excludes_self(clustered, kind):
+    from keras_mixnn.neighbours import FaissIndex
+
+    found = FaissIndex(kind=kind).search(clustered, 2)
+    assert found.dtype == np.int64 and not np.any(found == np.arange(400)[:, None])
+    np.testing.assert_array_equal(found, brute_force(clustered, 2))
+    assert isinstance(get_index("faiss", num_samples=400), FaissIndex)
+
+
+@needs_faiss
+def test_deterministic_faiss_hnsw_repeats():
+    from keras_mixnn.neighbours import FaissIndex
+
+    features = np.random.default_rng(1).normal(size=(3000, 24)).astype("float32")
+    first = FaissIndex(ef=8, ef_construction=16, max_connections=4).search(features, 3)
+    np.testing.assert_array_equal(first, FaissIndex(ef=8, ef_construction=16, max_connections=4).search(features, 3))
+
+
+def test_faiss_missing_says_how_to_install(monkeypatch):
+    import builtins
+
+    from keras_mixnn.neighbours import FaissIndex
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(ImportError, match="pip install faiss-cpu"):
+        FaissIndex().search(np.zeros((5, 2), dtype="float32"), 1)
+
+
+def test_pca_reduction_keeps_the_main_directions_and_the_neighbours_they_hold():
+    from keras_mixnn.neighbours import PCAReduction
+
+    rng = np.random.default_rng(0)
+    latent = rng.normal(0, 10, (8, 4))[rng.integers(0, 8, 600)] + rng.normal(0, 1, (600, 4))
+    features = (latent @ rng.normal(size=(4, 64)) + rng.normal(0, 0.01, (600, 64))).astype("float32")
+    reduction = PCAReduction(4, fit_samples=300, seed=0).fit(features)
+    reduced = reduction.transform(features, chunk_size=128)
+    assert reduced.shape == (600, 4) and reduced.dtype == np.float32
+    # Four latent directions hold almost everything: the neighbours barely change.
+    assert np.mean(ExactIndex().search(reduced, 1) == ExactIndex().search(features, 1)) > 0.95
+    np.testing.assert_array_equal(reduced, PCAReduction(4, fit_samples=300, seed=0).fit(features).transform(features))
+    with pytest.raises(ValueError, match="feature_dims must be between 1 and"):
+        PCAReduction(64).fit(features)
+    with pytest.raises(ValueError, match="needs fit first"):
+        PCAReduction(2).transform(features)

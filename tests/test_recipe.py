@@ -96,7 +96,7 @@ def test_asymmetric_recipes_use_their_datasets_mapping():
         ({"schedule": "cosine_restarts", "min_learning_rate": 0.1}, ValueError, "must not exceed"),
         ({"refresh_subset": 0.0}, ValueError, "refresh_subset"),
         ({"mixture_fit_samples": 1}, ValueError, "mixture_fit_samples must be at least 2"),
-        ({"neighbour_search": "faiss"}, ValueError, "neighbour_search must be one of"),
+        ({"neighbour_search": "annoy"}, ValueError, "neighbour_search must be one of"),
         ({"seed": -1}, ValueError, "seed must be at least 0"),
     ],
 )
