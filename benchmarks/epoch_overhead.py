@@ -140,7 +140,7 @@ def main():
     model = kmx.MixNNModel(build_backbone(args.architecture, x), warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer=optimizer())
     stopwatch = TimedMixNNCallback(inference_batch_size=args.inference_batch_size)
-    callback_module.fit_clean_probability = stopwatch._timed("mixture", callback_module.fit_clean_probability)
+    callback_module.fit_loss_mixture = stopwatch._timed("mixture", callback_module.fit_loss_mixture)
     mixnn_clock = EpochClock()
     # MixNN's first fit also skips the warm-up epoch (no pass) and the first
     # pass (which compiles the inference model).
