@@ -1,5 +1,7 @@
 """The one module that may import a backend framework, and only lazily."""
 
+import contextlib
+
 import keras
 
 
@@ -114,8 +116,6 @@ def replicas_in_sync(model=None):
 
 def variable_scope(model):
     """Context in which `model`'s later variables are made as its others were (TensorFlow: its strategy)."""
-    import contextlib
-
     strategy = getattr(model, "distribute_strategy", None)
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 

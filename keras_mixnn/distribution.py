@@ -7,6 +7,7 @@ multi-device `fit`: docs/scaling.md shows the path a torch user can take.
 """
 
 import contextlib
+import weakref
 
 import keras
 import numpy as np
@@ -140,14 +141,91 @@ class EvenBatches(keras.utils.PyDataset):
 
 
 class ArrayBatches:
-    """`(x, y)` arrays served as a sequence of batches, for `EvenBatches`."""
+    """`(x, y[, sample_weight])` arrays served as a sequence of batches, for `EvenBatches`."""
 
-    def __init__(self, x, y, batch_size):
-        self.x, self.y, self.batch_size = x, y, batch_size
+    def __init__(self, x, y, batch_size, sample_weight=None):
+        self.arrays = (x, y) if sample_weight is None else (x, y, sample_weight)
+        self.batch_size = batch_size
 
     def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        return -(-len(self.arrays[0]) // self.batch_size)
 
     def __getitem__(self, batch):
         rows = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
-        return self.x[rows], self.y[rows]
+        return tuple(array[rows] for array in self.arrays)
+
+
+def even_batches(data, batch_size, model):
+    """Evaluation data as batches that split evenly over JAX's devices, where `model` trains on several.
+
+    Args:
+        data: a `keras.utils.PyDataset`, or a tuple of arrays `(x, y)` or
+            `(x, y, sample_weight)`; anything else is returned as it is.
+        batch_size: the batch size for arrays.
+        model: the model that evaluates.
+
+    Returns:
+        `data`, or an `EvenBatches` over it.
+    """
+    if data is None or not _backend.needs_even_batches(model):
+        return data
+    replicas = _backend.replicas_in_sync(model)
+    if isinstance(data, keras.utils.PyDataset):
+        return EvenBatches(data, replicas)
+    if isinstance(data, tuple) and all(isinstance(part, np.ndarray) for part in data):
+        return EvenBatches(ArrayBatches(*data[:2], batch_size, *data[2:]), replicas)
+    return data
+
+
+def _batch_norm_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            yield layer
+        elif hasattr(layer, "layers"):
+            yield from _batch_norm_layers(layer)
+
+
+# The BatchNormalization layers a data-parallel fit synchronises for as long as it runs.
+_SYNCHRONISED_BY_FIT = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def batch_norm_synchronised(backbone, synchronise):
+    """Context in which the backbone's BatchNormalization layers are `synchronized`.
+
+    `MixNNModel.fit` uses it on TensorFlow with several replicas, so that
+    the statistics are those of the whole batch, as on one device.
+
+    Args:
+        backbone: the Keras model whose layers (nested models too) change.
+        synchronise: `False` changes nothing.
+    """
+    layers = [layer for layer in _batch_norm_layers(backbone) if synchronise and not layer.synchronized]
+    for layer in layers:
+        layer.synchronized = True
+        _SYNCHRONISED_BY_FIT.add(layer)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.synchronized = False
+            _SYNCHRONISED_BY_FIT.discard(layer)
+
+
+def serialised_unsynchronised(backbone):
+    """`keras.saving.serialize_keras_object(backbone)`, without what `batch_norm_synchronised` set.
+
+    A model saved during a data-parallel fit must load on every backend, and
+    only TensorFlow takes `synchronized=True`.
+
+    Args:
+        backbone: the Keras model to serialise.
+    """
+    layers = [layer for layer in _batch_norm_layers(backbone) if layer in _SYNCHRONISED_BY_FIT]
+    for layer in layers:
+        layer.synchronized = False
+    try:
+        return keras.saving.serialize_keras_object(backbone)
+    finally:
+        for layer in layers:
+            layer.synchronized = True

@@ -1,8 +1,6 @@
 """`MixNNModel`: a Keras model that trains its backbone with MixNN."""
 
-import contextlib
 import warnings
-import weakref
 
 import keras
 import numpy as np
@@ -285,7 +283,7 @@ class MixNNModel(keras.Model):
         replicas = self._check_data_parallel(dataset.batch_size)
         dataset.batch_multiple = replicas
         validation_batch_size = kwargs.pop("validation_batch_size", None) or dataset.batch_size
-        validation_data = self._even_batches(validation_data, validation_batch_size)
+        validation_data = distribution.even_batches(validation_data, validation_batch_size, self)
         self._prepare_state(dataset.labels)
         self._build_metrics(dataset)
         callbacks = _with_mixnn_callback(callbacks)
@@ -294,7 +292,7 @@ class MixNNModel(keras.Model):
         # On TensorFlow each replica would normalise by its own slice of the batch; JAX sees the whole batch.
         synchronise = replicas > 1 and keras.backend.backend() == "tensorflow"
         try:
-            with _batch_norm_synchronised(self.backbone, synchronise):
+            with distribution.batch_norm_synchronised(self.backbone, synchronise):
                 return super().fit(
                     dataset,
                     epochs=epochs,
@@ -315,23 +313,23 @@ class MixNNModel(keras.Model):
         """
         if _backend.needs_even_batches(self) and isinstance(x, (np.ndarray, keras.utils.PyDataset)):
             data = x if isinstance(x, keras.utils.PyDataset) else tuple(a for a in (x, y, sample_weight) if a is not None)
-            x, y, sample_weight, batch_size = self._even_batches(data, batch_size or 32), None, None, None
+            x, y, sample_weight, batch_size = distribution.even_batches(data, batch_size or 32, self), None, None, None
         return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
         """As `keras.Model.predict`; under JAX data parallelism an array's rows are padded, then dropped."""
         if not (_backend.needs_even_batches(self) and isinstance(x, np.ndarray)):
             return super().predict(x, batch_size=batch_size, **kwargs)
-        batch_size = batch_size or 32
-        self._check_batch_multiple("predict's batch_size", batch_size, _backend.replicas_in_sync(self))
-        rows = padded_rows(len(x), _backend.replicas_in_sync(self))
+        batch_size, replicas = batch_size or 32, _backend.replicas_in_sync(self)
+        self._check_batch_multiple("predict's batch_size", batch_size, replicas)
+        rows = padded_rows(len(x), replicas)
         return super().predict(x[rows], batch_size=batch_size, **kwargs)[: len(x)]
 
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "backbone": _serialised_unsynchronised(self.backbone),
+                "backbone": distribution.serialised_unsynchronised(self.backbone),
                 "num_neighbours": self.num_neighbours,
                 "warmup_epochs": self.warmup_epochs,
                 "correction_start": self.correction_start,
@@ -615,21 +613,6 @@ class MixNNModel(keras.Model):
                 f"{max(replicas, batch_size - batch_size % replicas)}."
             )
 
-    def _even_batches(self, data, batch_size):
-        """Evaluation data as batches that split evenly over JAX's devices, where that is needed."""
-        if data is None or not _backend.needs_even_batches(self):
-            return data
-        replicas = _backend.replicas_in_sync(self)
-        if isinstance(data, keras.utils.PyDataset):
-            return distribution.EvenBatches(data, replicas)
-        if isinstance(data, tuple) and all(isinstance(part, np.ndarray) for part in data):
-            x, y, *weight = data
-            batches = distribution.ArrayBatches(x, y, batch_size)
-            if weight:
-                batches = [(xb, yb, weight[0][i * batch_size : (i + 1) * batch_size]) for i, (xb, yb) in enumerate(batches)]
-            return distribution.EvenBatches(batches, replicas)
-        return data
-
     def _prepare_state(self, labels):
         if not self.state.built:
             with _backend.variable_scope(self):  # TensorFlow: mirrored on every device, like the weights.
@@ -673,48 +656,6 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
-
-
-def _batch_norm_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            yield layer
-        elif hasattr(layer, "layers"):
-            yield from _batch_norm_layers(layer)
-
-
-# The BatchNormalization layers a data-parallel fit synchronises for as long as it runs.
-_SYNCHRONISED_BY_FIT = weakref.WeakSet()
-
-
-@contextlib.contextmanager
-def _batch_norm_synchronised(backbone, synchronise):
-    """TensorFlow: BatchNormalization over the whole batch of all replicas while the block runs."""
-    layers = [layer for layer in _batch_norm_layers(backbone) if synchronise and not layer.synchronized]
-    for layer in layers:
-        layer.synchronized = True
-        _SYNCHRONISED_BY_FIT.add(layer)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer.synchronized = False
-            _SYNCHRONISED_BY_FIT.discard(layer)
-
-
-def _serialised_unsynchronised(backbone):
-    """The backbone's config as built, without the `synchronized` a data-parallel fit set for itself.
-
-    A model saved during such a fit must load on every backend, and only TensorFlow takes `synchronized=True`.
-    """
-    layers = [layer for layer in _batch_norm_layers(backbone) if layer in _SYNCHRONISED_BY_FIT]
-    for layer in layers:
-        layer.synchronized = False
-    try:
-        return keras.saving.serialize_keras_object(backbone)
-    finally:
-        for layer in layers:
-            layer.synchronized = True
 
 
 def _with_mixnn_callback(callbacks):

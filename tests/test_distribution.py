@@ -151,17 +151,17 @@ def test_a_recipe_refuses_a_batch_that_does_not_split_over_its_devices():
 
 
 def test_batch_norm_is_synchronised_only_while_a_parallel_fit_runs_and_never_saved_so():
-    from keras_mixnn.model import _batch_norm_synchronised
+    from keras_mixnn.distribution import batch_norm_synchronised
 
     inner = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()], name="block")
     backbone = keras.Sequential([keras.Input((4,)), inner, keras.layers.BatchNormalization(), keras.layers.Dense(3)])
     model = kmx.MixNNModel(backbone, seed=0)
     layers = [inner.layers[0], backbone.layers[1]]
-    with _batch_norm_synchronised(model.backbone, True):
+    with batch_norm_synchronised(model.backbone, True):
         assert all(layer.synchronized for layer in layers)  # Nested models too.
         saved = json.dumps(model.get_config())
         assert '"synchronized": true' not in saved and '"synchronized": false' in saved
         assert all(layer.synchronized for layer in layers)
     assert not any(layer.synchronized for layer in layers)
-    with _batch_norm_synchronised(model.backbone, False):
+    with batch_norm_synchronised(model.backbone, False):
         assert not any(layer.synchronized for layer in layers)
