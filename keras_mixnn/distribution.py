@@ -167,7 +167,7 @@ def even_batches(data, batch_size, model):
     Returns:
         `data`, or an `EvenBatches` over it.
     """
-    if data is None or not _backend.needs_even_batches(model):
+    if data is None or isinstance(data, EvenBatches) or not _backend.needs_even_batches(model):
         return data
     replicas = _backend.replicas_in_sync(model)
     if isinstance(data, keras.utils.PyDataset):

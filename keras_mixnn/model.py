@@ -306,7 +306,7 @@ class MixNNModel(keras.Model):
         finally:
             self._training_data = None
 
-    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
         """As `keras.Model.evaluate`; under JAX data parallelism uneven batches are padded.
 
         The padding rows have sample weight 0 (`keras_mixnn.distribution.EvenBatches`).
@@ -314,16 +314,16 @@ class MixNNModel(keras.Model):
         if _backend.needs_even_batches(self) and isinstance(x, (np.ndarray, keras.utils.PyDataset)):
             data = x if isinstance(x, keras.utils.PyDataset) else tuple(a for a in (x, y, sample_weight) if a is not None)
             x, y, sample_weight, batch_size = distribution.even_batches(data, batch_size or 32, self), None, None, None
-        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight, **kwargs)
 
-    def predict(self, x, batch_size=None, **kwargs):
+    def predict(self, x, batch_size=None, *args, **kwargs):
         """As `keras.Model.predict`; under JAX data parallelism an array's rows are padded, then dropped."""
         if not (_backend.needs_even_batches(self) and isinstance(x, np.ndarray)):
-            return super().predict(x, batch_size=batch_size, **kwargs)
+            return super().predict(x, batch_size, *args, **kwargs)
         batch_size, replicas = batch_size or 32, _backend.replicas_in_sync(self)
         self._check_batch_multiple("predict's batch_size", batch_size, replicas)
         rows = padded_rows(len(x), replicas)
-        return super().predict(x[rows], batch_size=batch_size, **kwargs)[: len(x)]
+        return super().predict(x[rows], batch_size, *args, **kwargs)[: len(x)]
 
     def get_config(self):
         config = super().get_config()

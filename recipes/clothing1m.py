@@ -39,6 +39,9 @@ recipe = Recipe(
     correction_start=60,
     momentum=0.9,
     refresh_subset=0.125,
+    # HNSW as in the paper: exact search over a million samples on one GPU, which "auto" would
+    # pick there, is projected to take longer than the training steps (docs/scaling.md).
+    neighbour_search="hnsw",
     inference_batch_size=256,
     workers=8,
 )

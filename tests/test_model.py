@@ -92,6 +92,9 @@ def test_predict_and_evaluate_behave_as_the_backbone(backbone, noisy_digits):
     logits = backbone.predict(x, verbose=0)
     np.testing.assert_allclose(loss, -log_softmax(logits)[np.arange(50), y].mean(), rtol=1e-4)
     np.testing.assert_allclose(accuracy, (logits.argmax(1) == y).mean(), rtol=1e-6)
+    # Keras' positional order holds: (x, y, batch_size, verbose) and (x, batch_size, verbose).
+    assert model.evaluate(x, y, 10, 0) == pytest.approx([loss, accuracy], rel=1e-5)
+    np.testing.assert_allclose(model.predict(x, 10, 0), logits, rtol=1e-5, atol=1e-6)
 
 
 def test_final_softmax_layer_is_removed_and_model_backbone_gives_logits():
