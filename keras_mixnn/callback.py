@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mixnn import _backend, _validation
+from keras_mixnn import _backend, _validation, distribution
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.data import predict_samples
@@ -118,9 +118,11 @@ class MixNNCallback(keras.callbacks.Callback):
             themselves (`keras_mixnn.neighbours.PCAReduction`, fitted at
             every full pass on up to 100,000 samples). It shrinks what the
             pass keeps and the index holds, from `N x d` to
-            `N x feature_dims` floats, at a cost in recall measured in
-            docs/scaling.md; `None` searches the features as they are (the
-            paper). Defaults to `None`.
+            `N x feature_dims` floats (a full pass still holds `N x d`
+            while it runs), at a cost in recall measured in
+            docs/scaling.md. With `refresh_subset < 1` the components stay
+            those of the fit's first, full pass. `None` searches the
+            features as they are (the paper). Defaults to `None`.
         inference_batch_size: batch size of the inference pass; `None` uses
             the training batch size. Defaults to `None`.
         refresh_every: epochs between passes, counted from the end of
@@ -181,18 +183,16 @@ class MixNNCallback(keras.callbacks.Callback):
                 f"{self.true_labels.shape}."
             )
         batch_size = self.inference_batch_size or self._data.batch_size
-        if batch_size % self._data.batch_multiple:
-            raise ValueError(
-                f"inference_batch_size={batch_size} must be a multiple of the {self._data.batch_multiple} devices "
-                "that data-parallel training splits every batch over."
-            )
-        self._extractor = model.feature_extractor()
-        feature_size = math.prod(self._extractor.outputs[0].shape[1:])
-        if self.feature_dims is not None and self.feature_dims >= feature_size:
-            raise ValueError(
-                f"feature_dims={self.feature_dims} must be smaller than the {feature_size} features the "
-                "network gives each sample; use fewer, or None to search the features as they are."
-            )
+        distribution.check_batch_multiple("inference_batch_size", batch_size, self._data.batch_multiple)
+        with _backend.variable_scope(model):  # TensorFlow: the pass runs on every replica, as training does.
+            self._extractor = model.feature_extractor()
+        if self.feature_dims is not None:
+            feature_size = math.prod(self._extractor.outputs[0].shape[1:])
+            if self.feature_dims >= feature_size:
+                raise ValueError(
+                    f"feature_dims={self.feature_dims} must be smaller than the {feature_size} features the "
+                    "network gives each sample; use fewer, or None to search the features as they are."
+                )
         self._reduction = None
         deterministic = self.deterministic
         if deterministic is None:

@@ -50,14 +50,16 @@ class DataParallel:
 
     The batch size (and `MixNNCallback`'s `inference_batch_size`) must be a
     multiple of the number of devices. An epoch's last, shorter batch is
-    trimmed to a multiple of it; the few samples left out come in another
-    order the next epoch.
+    cut to a multiple of it (see docs/scaling.md).
 
     On TensorFlow, `BatchNormalization` layers of the backbone compute their
     statistics over the whole batch (`synchronized`) while `fit` runs, as on
-    one device; JAX computes over the whole batch anyway.
-    `correction_source="batch"` writes soft targets inside the step, which
-    the replicas of `MirroredStrategy` cannot share, so it is refused there.
+    one device; JAX computes over the whole batch anyway. What TensorFlow's
+    replicas cannot do as one device: `correction_source="batch"` writes
+    soft targets inside the step, which they cannot share, so it is
+    refused; and each replica draws the same random numbers for its slice
+    (augmentation, random weights and partners) and finds in-batch partners
+    in its own slice, which `fit` warns about.
 
     Args:
         devices: device names from `list_devices()`; `None` takes the first
@@ -84,8 +86,8 @@ class DataParallel:
             if num_devices is not None and not (isinstance(num_devices, int) and 1 <= num_devices <= len(available)):
                 raise ValueError(
                     f"num_devices must be an integer between 1 and the {len(available)} devices this backend sees "
-                    f"({', '.join(available)}); received {num_devices!r}. On a machine without accelerators, "
-                    "split the CPU first (docs/scaling.md)."
+                    f"({', '.join(available)}); received {num_devices!r}. A machine without accelerators can "
+                    "split its CPU into devices first (docs/scaling.md)."
                 )
             devices = available[: num_devices or len(available)]
         devices = list(devices)
@@ -109,6 +111,16 @@ class DataParallel:
             yield
 
 
+def check_batch_multiple(name, batch_size, replicas):
+    """Raises unless `batch_size` splits evenly over `replicas` devices (`name` says which batch)."""
+    if batch_size % replicas:
+        raise ValueError(
+            f"Data-parallel training over {replicas} devices splits every batch evenly between them; "
+            f"{name}={batch_size} is not a multiple of {replicas}. Use e.g. "
+            f"{max(replicas, batch_size - batch_size % replicas)}."
+        )
+
+
 class EvenBatches(keras.utils.PyDataset):
     """Evaluation batches padded to a multiple of the devices, the padding weighted 0.
 
@@ -125,7 +137,9 @@ class EvenBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, batches, multiple):
-        super().__init__()
+        # The wrapped dataset's loader workers keep loading.
+        options = ("workers", "use_multiprocessing", "max_queue_size")
+        super().__init__(**{name: getattr(batches, name) for name in options if hasattr(batches, name)})
         self.batches = batches
         self.multiple = multiple
 

@@ -176,6 +176,7 @@ class MixNNModel(keras.Model):
         self.random_state = keras.random.SeedGenerator(self.seed, name="mixnn_random_state")
         self.state = MixNNState(name="mixnn_state")
         self._training_data = None
+        self._unweighted_metrics = False
         self.built = True
 
     # -- Public state -----------------------------------------------------
@@ -229,19 +230,28 @@ class MixNNModel(keras.Model):
             y_pred = y_pred["logits"]
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
         """As `keras.Model.compile`, without `loss` (MixNN brings its own).
 
-        Under JAX data parallelism `metrics` are weighted like
+        Under JAX data parallelism a list of `metrics` is weighted like
         `weighted_metrics`: evaluation pads uneven batches with rows of
         weight 0 (`keras_mixnn.distribution.EvenBatches`), and only weighted
         metrics leave them out. Training passes no weights, so there they
-        are the same.
+        are the same. Compile inside `DataParallel.scope()` for this.
         """
-        if metrics is not None and _backend.needs_even_batches(self):
+        if isinstance(metrics, (list, tuple)) and _backend.needs_even_batches(self):
             weighted_metrics = list(metrics) + list(weighted_metrics or [])
             metrics = None
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
+        # Metrics that would count JAX's padding rows; evaluation under data parallelism refuses them.
+        self._unweighted_metrics = metrics is not None
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            **kwargs,
+        )
 
     def fit(
         self,
@@ -312,7 +322,11 @@ class MixNNModel(keras.Model):
         The padding rows have sample weight 0 (`keras_mixnn.distribution.EvenBatches`).
         """
         if _backend.needs_even_batches(self) and isinstance(x, (np.ndarray, keras.utils.PyDataset)):
-            data = x if isinstance(x, keras.utils.PyDataset) else tuple(a for a in (x, y, sample_weight) if a is not None)
+            self._check_metrics_skip_padding()
+            if isinstance(x, keras.utils.PyDataset):
+                data = x
+            else:
+                data = tuple(np.asarray(part) for part in (x, y, sample_weight) if part is not None)
             x, y, sample_weight, batch_size = distribution.even_batches(data, batch_size or 32, self), None, None, None
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight, **kwargs)
 
@@ -321,7 +335,7 @@ class MixNNModel(keras.Model):
         if not (_backend.needs_even_batches(self) and isinstance(x, np.ndarray)):
             return super().predict(x, batch_size, *args, **kwargs)
         batch_size, replicas = batch_size or 32, _backend.replicas_in_sync(self)
-        self._check_batch_multiple("predict's batch_size", batch_size, replicas)
+        distribution.check_batch_multiple("predict's batch_size", batch_size, replicas)
         rows = padded_rows(len(x), replicas)
         return super().predict(x[rows], batch_size, *args, **kwargs)[: len(x)]
 
@@ -595,7 +609,17 @@ class MixNNModel(keras.Model):
         replicas = _backend.replicas_in_sync(self)
         if replicas == 1:
             return 1
-        self._check_batch_multiple("batch_size", batch_size, replicas)
+        distribution.check_batch_multiple("batch_size", batch_size, replicas)
+        if _backend.needs_even_batches(self):
+            self._check_metrics_skip_padding()
+        if keras.backend.backend() == "tensorflow" and self._draws_within_replicas():
+            warnings.warn(
+                "Under tf.distribute.MirroredStrategy every replica draws the same random numbers for its slice "
+                "of the batch (augmentation, random weights or partners), and partners found in the batch come "
+                "from the replica's own slice: training is not the same as on one device. The JAX backend "
+                "computes on the whole batch (docs/scaling.md).",
+                stacklevel=3,
+            )
         if keras.backend.backend() == "tensorflow" and self.method == "mixnn" and self.correction_source == "batch":
             raise ValueError(
                 'correction_source="batch" writes soft targets inside the training step, which the replicas of '
@@ -604,14 +628,18 @@ class MixNNModel(keras.Model):
             )
         return replicas
 
-    @staticmethod
-    def _check_batch_multiple(name, batch_size, replicas):
-        if batch_size % replicas:
+    def _check_metrics_skip_padding(self):
+        if self._unweighted_metrics:
             raise ValueError(
-                f"Data-parallel training over {replicas} devices splits every batch evenly between them; "
-                f"{name}={batch_size} is not a multiple of {replicas}. Use e.g. "
-                f"{max(replicas, batch_size - batch_size % replicas)}."
+                "This model's metrics were compiled outside the JAX data-parallel scope, so they would count "
+                "the rows that pad uneven evaluation batches; call compile() inside DataParallel.scope()."
             )
+
+
+    def _draws_within_replicas(self):
+        """Whether the step draws random numbers or partners from the batch it is given."""
+        in_batch_partners = self.method == "mixup" or self.neighbour_source != "knn" or self.warmup_mixup
+        return self.augmentation is not None or self.weighting == "random" or in_batch_partners
 
     def _prepare_state(self, labels):
         if not self.state.built:

@@ -239,8 +239,8 @@ class PCAReduction:
         features = np.asarray(features, dtype=np.float32)
         if not 1 <= self.dims < features.shape[1]:
             raise ValueError(
-                f"feature_dims must be between 1 and the features' {features.shape[1] - 1} dimensions minus one; "
-                f"received {self.dims}."
+                f"feature_dims must be between 1 and {features.shape[1] - 1}, fewer than the features' "
+                f"{features.shape[1]} dimensions; received {self.dims}."
             )
         rng = np.random.default_rng([self.seed, 2])
         rows = np.sort(rng.choice(len(features), size=min(self.fit_samples, len(features)), replace=False))

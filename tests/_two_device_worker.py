@@ -16,6 +16,7 @@ else:
     _backend.split_host_cpu(2)
 
 import contextlib  # noqa: E402
+import warnings  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -55,7 +56,8 @@ def train(devices, x, y, x_test, y_test):
             ]
         )
         model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, seed=0)
-        model.compile(optimizer="adam", metrics=["accuracy"])
+        # Plain SGD: its update is proportional to the gradient, so a mis-scaled loss would show (Adam hides it).
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), metrics=["accuracy"])
         history = model.fit(
             x, y, epochs=4, batch_size=BATCH_SIZE, validation_data=(x_test, y_test), verbose=0
         ).history
@@ -63,17 +65,20 @@ def train(devices, x, y, x_test, y_test):
         evaluation = model.evaluate(x_test, y_test, batch_size=BATCH_SIZE, return_dict=True, verbose=0)
         predictions = model.predict(x_test, batch_size=BATCH_SIZE, verbose=0)
         state_copies = {name: copies(getattr(model.state, name)) for name in ("soft_targets", "clean_probability")}
-        errors = []
-        for options in ({"batch_size": BATCH_SIZE - 1}, {"correction_source": "batch"}):
-            fresh = kmx.MixNNModel(keras.models.clone_model(backbone), seed=0, **{
-                key: value for key, value in options.items() if key != "batch_size"
-            })
+        errors, warned = [], []
+        augmentation = keras.layers.GaussianNoise(0.1, seed=1)
+        for options in ({"batch_size": BATCH_SIZE - 1}, {"correction_source": "batch"}, {"augmentation": augmentation}):
+            model_options = {key: value for key, value in options.items() if key != "batch_size"}
+            fresh = kmx.MixNNModel(keras.models.clone_model(backbone), seed=0, **model_options)
             fresh.compile(optimizer="adam")
-            try:
-                fresh.fit(x, y, epochs=1, batch_size=options.get("batch_size", BATCH_SIZE), verbose=0)
-                errors.append("")
-            except ValueError as error:
-                errors.append(f"{str(error)} (trained: {fresh.optimizer.iterations.numpy() > 0})")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    fresh.fit(x, y, epochs=1, batch_size=options.get("batch_size", BATCH_SIZE), verbose=0)
+                    errors.append("")
+                except ValueError as error:
+                    errors.append(f"{str(error)} (trained: {fresh.optimizer.iterations.numpy() > 0})")
+            warned.append(any("draws the same random numbers" in str(warning.message) for warning in caught))
     return {
         "devices": np.array(kmx.distribution.list_devices()),
         "history": np.array([history[key] for key in ("loss", "accuracy", "val_accuracy", "mixnn_clean_share")]),
@@ -88,6 +93,8 @@ def train(devices, x, y, x_test, y_test):
              for copies_ in state_copies.values()]  # fmt: skip
         ),
         "errors": np.array(errors),
+        "warned": np.array(warned),
+        "labels": y,
     }
 
 

@@ -61,7 +61,7 @@ def test_neighbours_at_scale_benchmark_times_build_and_query_and_measures_recall
     )
     rows = [row.split("|")[1:-1] for row in table_rows(output) if not row.startswith("| search")]
     assert "| recall@K | same class as exact |" in output
-    assert [row[0].strip() for row in rows] == ["hnswlib, all cores", "hnswlib, PCA to 8", "faiss HNSWFlat"]
+    assert [row[0].strip() for row in rows] == ["hnswlib", "hnswlib, PCA to 8", "faiss HNSWFlat"]
     for name, dims, _, build, query, per_sample, recall, same_class, memory, estimate in rows:
         assert dims.strip() == ("8" if "PCA" in name else "32")
         assert all(re.fullmatch(NUMBER, value.strip()) for value in (build, query, per_sample, memory, estimate))

@@ -47,7 +47,8 @@ def test_two_devices_train_as_one_with_one_copy_of_the_state(two_devices):
     np.testing.assert_allclose(r["soft_targets_2"], r["soft_targets_1"], atol=1e-4)
     np.testing.assert_allclose(r["clean_probability_2"], r["clean_probability_1"], atol=1e-3)
     assert np.mean(r["neighbours_2"] == r["neighbours_1"]) >= 0.99
-    assert not np.array_equal(r["soft_targets_2"].argmax(1), np.eye(10)[:1].argmax(1))  # Trained, not initial.
+    # Trained: corrected targets, no longer the one-hot given labels they started from.
+    assert np.abs(r["soft_targets_2"] - np.eye(10)[r["labels_2"]]).max() > 0.1
     # 101 test samples split over two devices (JAX pads the last batch): every one counted once.
     assert r["predictions_2"].shape == (101, 10)
     np.testing.assert_allclose(r["predictions_2"], r["predictions_1"], atol=1e-3)
@@ -59,13 +60,17 @@ def test_two_devices_train_as_one_with_one_copy_of_the_state(two_devices):
 @pytest.mark.slow
 @parallel_backends
 def test_two_devices_refuse_an_uneven_batch_and_a_shared_in_step_write_before_training(two_devices):
-    uneven, in_step = two_devices["errors_2"]
+    uneven, in_step, augmented = two_devices["errors_2"]
     assert "batch_size=63 is not a multiple of 2" in uneven and "trained: False" in uneven
+    assert augmented == ""
     if BACKEND == "tensorflow":
         assert 'correction_source="batch"' in in_step and "trained: False" in in_step
+        # Each replica draws the same noise for its slice: trained, with a warning.
+        assert list(two_devices["warned_2"]) == [False, False, True]
     else:
         assert in_step == ""  # JAX computes the step on the whole batch, so a write inside it is shared.
-    assert list(two_devices["errors_1"]) == ["", ""]
+        assert not two_devices["warned_2"].any()
+    assert list(two_devices["errors_1"]) == ["", "", ""] and not two_devices["warned_1"].any()
 
 
 @pytest.mark.slow
