@@ -127,11 +127,7 @@ def summing_replicas():
     is an average; JAX's data parallelism computes on the global batch and
     needs no such division.
     """
-    if keras.backend.backend() != "tensorflow":
-        return 1
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    return replicas_in_sync() if keras.backend.backend() == "tensorflow" else 1
 
 
 def needs_even_batches(model=None):

@@ -293,7 +293,8 @@ class MixNNCallback(keras.callbacks.Callback):
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self.feature_dims is not None:
             if subset is None:  # Every sample embedded anew: fit the components to them.
-                self._reduction = neighbours_lib.PCAReduction(self.feature_dims, seed=model.seed + mixnn_epoch).fit(features)
+                reduction = neighbours_lib.PCAReduction(self.feature_dims, seed=model.seed + mixnn_epoch)
+                self._reduction = reduction.fit(features)
             features = self._reduction.transform(features)
         if self._features is None:
             self._features = features
