@@ -9,6 +9,7 @@ import importlib.resources
 import os
 import pathlib
 import sys
+import warnings
 
 import click
 
@@ -91,9 +92,14 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, devices, over
     run_dir = output if output is not None else run_directory.next_free_dir(pathlib.Path("runs") / path.stem)
     data = _load_data(recipe, data_dir, run_dir, overwrite, resume)
     click.echo(f"{path.stem}: {recipe.dataset}, {data.source}; run directory {run_dir}")
+    shortfall = recipe.correction_shortfall()
+    if shortfall:
+        click.echo(f"Warning: {shortfall}.", err=True)
     record = {"recipe_file": str(path), "command": " ".join(["keras-mixnn", *sys.argv[1:]])}
     try:
-        metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, resume=resume, record=record)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Label correction runs in")  # Said above, once.
+            metrics = runner.run(recipe, run_dir, data, overwrite=overwrite, resume=resume, record=record)
     except (ValueError, TypeError, OSError, FloatingPointError) as error:
         raise _error(error) from None
     click.echo(f"done in {metrics['train_seconds']:.0f} s: {_summary(metrics)}; written to {run_dir}")
@@ -117,6 +123,20 @@ def show(recipe_name, assignments, seed):
     changed = _changed(assignments, seed)
     for name, value in recipe.to_dict().items():
         click.echo(f"{name} = {value!r}" + ("  # --set" if name in changed else ""))
+    click.echo(_correction_line(recipe))
+
+
+def _correction_line(recipe):
+    if recipe.method != "mixnn" or not recipe.label_correction:
+        return "# label correction: none"
+    from keras_mixnn import correction_schedule
+
+    needed = correction_schedule.corrections_to_leave_label(recipe.momentum)
+    line = (
+        f"# label correction: {recipe.correcting_epochs} correcting epochs of {recipe.epochs}; a target can leave "
+        f"its given label after {needed} (momentum {recipe.momentum})"
+    )
+    return line + ("" if recipe.correcting_epochs >= needed else ": too few, no label will change")
 
 
 @main.command()
@@ -261,6 +281,7 @@ def _load_data(recipe, data_dir, run_dir, overwrite, resume):
 
     try:
         if resume:
+            recipe = run_directory.recipe_as_run(run_dir, recipe)  # As the run was made; runner.run does the same.
             run_directory.check_resumable(run_dir, recipe, backend=keras.backend.backend())
         else:
             run_directory.check_run_dir(run_dir, overwrite=overwrite)

@@ -5,6 +5,7 @@ WEIGHTINGS = ("gmm", "average", "random")
 NEIGHBOUR_SOURCES = ("knn", "random", "batch")
 MIXTURE_LOSS_ON = ("targets", "given")
 CORRECTION_SOURCES = ("pass", "batch")
+CORRECTION_SCOPES = ("all", "noisy")
 NEIGHBOUR_TARGETS = ("soft", "given")
 SEARCH_METHODS = ("auto", "exact", "hnsw", "faiss")
 # Seeds feed scikit-learn and hnswlib too, which take at most 32-bit values.

@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_mixnn import _validation
 
-NAMES = ("resnet34", "resnet18", "cnn", "mlp")
+NAMES = ("resnet34", "resnet18", "cnn", "cnn_wide", "mlp")
 
 _RESNET_BLOCKS = {"resnet34": (3, 4, 6, 3), "resnet18": (2, 2, 2, 2)}
 
@@ -29,14 +29,17 @@ def build(name, *, num_classes, input_shape, seed=0, mean=None, std=None):
     and `std`, a `Normalization` layer first computes `(x - mean) / std`.
     The embedding MixNN finds by default (the input of the last `Dense`) is
     the 512-d pooled features of the ResNets, and the last hidden layer of
-    `"cnn"` (128-d) and `"mlp"` (256-d).
+    `"cnn"` (128-d), `"cnn_wide"` (512-d) and `"mlp"` (256-d).
 
     Args:
         name: one of `NAMES`. `"resnet34"` and `"resnet18"` are the CIFAR
             ResNets (kuangliu/pytorch-cifar, as in the MixNN paper: 3x3 stem,
             no max-pool, BasicBlocks); `"cnn"` is a three-conv net for quick
-            CPU runs on small images; `"mlp"` has two hidden layers of 256,
-            for feature vectors.
+            CPU runs on small images; `"cnn_wide"` has narrower convolutions
+            (16, 32, 64 filters) whose 4x4 map is flattened into a dense
+            layer of 512: cheap, with the capacity to memorise wrong labels
+            within a CPU run (the CPU CIFAR recipes); `"mlp"` has two hidden layers of 256, for
+            feature vectors.
         num_classes: number of classes C, at least 2.
         input_shape: shape of one sample, e.g. `(32, 32, 3)` or `(64,)`.
             The ResNets and `"cnn"` need `(height, width, channels)`.
@@ -70,6 +73,8 @@ def build(name, *, num_classes, input_shape, seed=0, mean=None, std=None):
         x = _resnet_features(x, _RESNET_BLOCKS[name], seeds)
     elif name == "cnn":
         x = _cnn_features(x, seeds)
+    elif name == "cnn_wide":
+        x = _cnn_wide_features(x, seeds)
     else:
         x = _mlp_features(x, seeds)
     # Logits in float32 also under a mixed-precision policy, for a stable loss.
@@ -163,6 +168,14 @@ def _cnn_features(x, seeds):
             x = keras.layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.layers.Dense(128, activation="relu", kernel_initializer=seeds.glorot(), name="hidden")(x)
+
+
+def _cnn_wide_features(x, seeds):
+    for index, filters in enumerate((16, 32, 64), start=1):
+        x = _conv_bn(x, filters, 3, 1, seeds, f"block{index}")
+        x = keras.layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.layers.Dense(512, activation="relu", kernel_initializer=seeds.glorot(), name="hidden")(x)
 
 
 def _mlp_features(x, seeds):

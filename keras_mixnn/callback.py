@@ -91,7 +91,13 @@ class MixNNCallback(keras.callbacks.Callback):
     - with `true_labels`, `label_accuracy` (share of corrected labels that
       are true, Section 6.6) and `detection_auc` (ROC AUC of P(clean) for
       telling right given labels from wrong ones; NaN before the first
-      mixture fit), as `kmx.detection_report` computes them.
+      mixture fit), as `kmx.detection_report` computes them; and
+      `mixnn_neighbour_purity` (share of neighbours whose true class is the
+      sample's), `mixnn_corrections_right` (of the targets whose argmax
+      changed this epoch, the share that now names the true class; NaN
+      when none changed), `mixnn_lambda_right` and `mixnn_lambda_wrong`
+      (mean weight of a sample in its own mixture, for right and for wrong
+      given labels; NaN where the host does not see the weights).
 
     A training loss that becomes NaN or infinite stops `fit` at that step
     with a `NonFiniteLossError` naming the epoch and step; so do weights
@@ -200,7 +206,7 @@ class MixNNCallback(keras.callbacks.Callback):
         self._index = neighbours_lib.get_index(
             self.neighbour_search, num_samples=self._data.num_samples, seed=model.seed, deterministic=deterministic
         )
-        self._features = self._logits = self._neighbours = None
+        self._features = self._logits = self._neighbours = self._lambda = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -237,8 +243,27 @@ class MixNNCallback(keras.callbacks.Callback):
         if self.true_labels is not None:
             report = detection_report(model, self.true_labels)
             figures.update(label_accuracy=report["label_accuracy"], detection_auc=report["detection_auc"])
+            figures.update(self._truth_figures(model, targets_after, estimating))
         if logs is not None:
             logs.update(figures)
+
+    def _truth_figures(self, model, targets_after, estimating):
+        """How right the neighbours, this epoch's corrections and the weights are, against `true_labels`."""
+        truth = self.true_labels
+        changed = targets_after != self._targets_before
+        wrong = ops.convert_to_numpy(model.state.given_labels) != truth
+        figures = {
+            "mixnn_neighbour_purity": np.nan,
+            "mixnn_corrections_right": float(np.mean(targets_after[changed] == truth[changed])) if changed.any() else np.nan,
+            "mixnn_lambda_right": np.nan,
+            "mixnn_lambda_wrong": np.nan,
+        }
+        if estimating and self._neighbours is not None:
+            figures["mixnn_neighbour_purity"] = float(np.mean(truth[self._neighbours] == truth[:, None]))
+        if estimating and self._lambda is not None:
+            for name, members in (("mixnn_lambda_right", ~wrong), ("mixnn_lambda_wrong", wrong)):
+                figures[name] = float(self._lambda[members].mean()) if members.any() else np.nan
+        return figures
 
     def on_train_batch_end(self, batch, logs=None):
         # Read from `logs`, not the model: touching `self.model` would sync JAX's state every step.
@@ -269,7 +294,7 @@ class MixNNCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._data = self._extractor = self._index = None
-        self._features = self._logits = self._neighbours = None
+        self._features = self._logits = self._neighbours = self._lambda = None
 
     def _needs_pass(self, model, mixnn_epoch):
         if self._features is None:
@@ -318,6 +343,8 @@ class MixNNCallback(keras.callbacks.Callback):
         if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
             rows = np.arange(num_samples) if subset is None else subset
             rows = rows[readable[rows]]
+            if model.correction_scope == "noisy":
+                rows = rows[clean_probability[rows] < 0.5]
             predictions = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(self._logits[rows], "float32")))
             soft_targets[rows] = ops.convert_to_numpy(
                 update_soft_targets(soft_targets[rows], predictions, model.momentum)
@@ -325,12 +352,14 @@ class MixNNCallback(keras.callbacks.Callback):
             state.soft_targets.assign(soft_targets)
         state.clean_probability.assign(clean_probability)
         self._mean_lambda = 1.0 / (model.num_neighbours + 1)
+        self._lambda = None
         if model.neighbour_source == "knn":
             self._neighbours = self._search(model, readable)
             state.neighbours.assign(self._neighbours.astype(np.int32))
             if model.weighting == "gmm":
                 weights = mixing_weights(clean_probability, clean_probability[self._neighbours])
-                self._mean_lambda = float(ops.convert_to_numpy(weights)[readable, 0].mean())
+                self._lambda = ops.convert_to_numpy(weights)[:, 0]
+                self._mean_lambda = float(self._lambda[readable].mean())
         elif model.weighting == "gmm":
             self._mean_lambda = np.nan
 

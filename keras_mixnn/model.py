@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_mixnn import _backend, _validation
 from keras_mixnn._choices import (
+    CORRECTION_SCOPES,
     CORRECTION_SOURCES,
     MAX_SEED,
     METHODS,
@@ -16,6 +17,7 @@ from keras_mixnn._choices import (
     NEIGHBOUR_TARGETS,
     WEIGHTINGS,
 )
+from keras_mixnn import correction_schedule
 from keras_mixnn.correction import update_soft_targets
 from keras_mixnn.data import ArrayDataset, MixNNDataset, padded_rows
 from keras_mixnn import distribution, partners
@@ -97,10 +99,20 @@ class MixNNModel(keras.Model):
         neighbour_targets: `"soft"` mixes in the neighbours' current soft
             targets (the released code); `"given"` their given labels
             (Algorithm 1). Defaults to `"soft"`.
+        correction_scope: which targets a correction moves: `"all"` (Eq. 14
+            as written) or `"noisy"`, only those of samples with P(clean)
+            below 0.5, so that a label the mixture trusts is never pulled
+            towards the predictions of a model weaker than the labels.
+            docs/faq.md shows why "all" can make labels worse. Defaults to
+            `"all"`.
         augmentation: a Keras layer (for example a `Sequential` of
-            `RandomFlip` and `RandomCrop`) applied in training to each sample
-            and each neighbour independently, before mixing. Defaults to
-            `None`.
+            `kmx.augmentation.RandomPadCrop` and `RandomFlip`) applied in
+            training to each sample and each neighbour independently, before
+            mixing. Defaults to `None`.
+        warmup_augmentation: augment during the warm-up epochs too. The
+            released code warms up on un-augmented images (`False`); the
+            baseline `method="ce"` has no warm-up and always augments.
+            Defaults to `True`.
         seed: seed of every random choice MixNN makes (shuffling, mixture,
             neighbour graph, random weights and partners). `None` draws one
             and records it. Defaults to `None`.
@@ -139,7 +151,9 @@ class MixNNModel(keras.Model):
         mixture_loss_on="targets",
         correction_source="pass",
         neighbour_targets="soft",
+        correction_scope="all",
         augmentation=None,
+        warmup_augmentation=True,
         seed=None,
         **kwargs,
     ):
@@ -162,6 +176,7 @@ class MixNNModel(keras.Model):
         self.neighbour_targets = _validation.check_choice(
             "neighbour_targets", neighbour_targets, NEIGHBOUR_TARGETS
         )
+        self.correction_scope = _validation.check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
         self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
@@ -173,6 +188,7 @@ class MixNNModel(keras.Model):
             self, "_batch_features", keras.Model(self.backbone.inputs, feature_output(self.backbone, feature_layer))
         )
         self.augmentation = augmentation
+        self.warmup_augmentation = _validation.check_bool("warmup_augmentation", warmup_augmentation)
         self.random_state = keras.random.SeedGenerator(self.seed, name="mixnn_random_state")
         self.state = MixNNState(name="mixnn_state")
         self._training_data = None
@@ -359,7 +375,9 @@ class MixNNModel(keras.Model):
                 "mixture_loss_on": self.mixture_loss_on,
                 "correction_source": self.correction_source,
                 "neighbour_targets": self.neighbour_targets,
+                "correction_scope": self.correction_scope,
                 "augmentation": keras.saving.serialize_keras_object(self.augmentation),
+                "warmup_augmentation": self.warmup_augmentation,
                 "seed": self.seed,
             }
         )
@@ -431,9 +449,16 @@ class MixNNModel(keras.Model):
 
     def corrects_targets_in(self, epoch):
         """Whether the targets are corrected (Eq. 14) in MixNN epoch `epoch`."""
-        if self.method != "mixnn" or not self.label_correction or epoch < max(self.correction_start, self.warmup_epochs):
+        if self.method != "mixnn" or not self.label_correction:
             return False
-        return (epoch - self.correction_start) % self.correction_every == 0
+        return correction_schedule.corrects_in(epoch, **self._correction_timing())
+
+    def _correction_timing(self):
+        return {
+            "correction_start": self.correction_start,
+            "warmup_epochs": self.warmup_epochs,
+            "correction_every": self.correction_every,
+        }
 
     def _correcting_now(self):
         """In-graph `corrects_targets_in(state.epoch)`."""
@@ -465,7 +490,7 @@ class MixNNModel(keras.Model):
             anchor_targets = self._correct_in_batch(x, index, anchor_targets, self._correcting_now())
         neighbour_x = ops.cast(inputs["neighbour_x"], "float32")
         if self.augmentation is not None and training:
-            x, neighbour_x = self._augment(x, neighbour_x)
+            x, neighbour_x = self._augment(x, neighbour_x, mixing)
         neighbour_x, neighbour_index, weights = self._partners(x, neighbour_x, inputs, training)
         weights = ops.where(mixing, weights, anchor_only_weights(weights))
 
@@ -539,16 +564,23 @@ class MixNNModel(keras.Model):
         """Algorithm 1, line 9: Eq. 14 with this batch's predictions."""
         predictions = ops.softmax(ops.stop_gradient(ops.cast(self.backbone(x, training=False), "float32")))
         corrected = update_soft_targets(anchor_targets, predictions, self.momentum)
+        if self.correction_scope == "noisy":
+            noisy = ops.less(ops.take(self.state.clean_probability, index, axis=0), 0.5)
+            correcting = ops.expand_dims(ops.logical_and(correcting, noisy), -1)
         corrected = ops.where(correcting, corrected, anchor_targets)
         self.state.soft_targets.assign(
             ops.scatter_update(self.state.soft_targets, ops.expand_dims(index, -1), corrected)
         )
         return corrected
 
-    def _augment(self, x, neighbour_x):
-        x = self.augmentation(x, training=True)
+    def _augment(self, x, neighbour_x, after_warmup):
         flat = ops.reshape(neighbour_x, (-1,) + tuple(neighbour_x.shape[2:]))
-        flat = self.augmentation(flat, training=True)
+        augmented = self.augmentation(x, training=True), self.augmentation(flat, training=True)
+        if not self.warmup_augmentation:
+            # The inference form keeps the shapes (a centre crop where the crop is smaller than the images).
+            plain = self.augmentation(x, training=False), self.augmentation(flat, training=False)
+            augmented = tuple(ops.where(after_warmup, *pair) for pair in zip(augmented, plain))
+        x, flat = augmented
         return x, ops.reshape(flat, (-1, self.num_neighbours) + tuple(flat.shape[1:]))
 
     # -- Helpers ----------------------------------------------------------
@@ -684,6 +716,11 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
+        if self.method != "mixnn" or not self.label_correction or self.correction_start >= end:
+            return
+        message = correction_schedule.correction_shortfall(end, momentum=self.momentum, **self._correction_timing())
+        if message:
+            warnings.warn(f"{message} (it may in a later fit call on the same model).", stacklevel=3)
 
 
 def _with_mixnn_callback(callbacks):

@@ -31,6 +31,7 @@ def paper():
         "mixture_loss_on": "given",
         "correction_source": "batch",
         "neighbour_targets": "given",
+        "correction_scope": "all",
     }
 
 
@@ -55,6 +56,7 @@ def released_code():
         "mixture_loss_on": "targets",
         "correction_source": "batch",
         "neighbour_targets": "soft",
+        "correction_scope": "all",
     }
 
 

@@ -21,7 +21,7 @@ import math
 import pathlib
 import typing
 
-from keras_mixnn import _choices, _validation
+from keras_mixnn import _choices, _validation, correction_schedule
 
 DATASETS = ("digits", "cifar10", "cifar100", "clothing1m", "webvision")
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "clothing1m": 14, "webvision": 50}
@@ -29,9 +29,9 @@ NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "clothing1m": 14, "
 REAL_NOISE_DATASETS = ("clothing1m", "webvision")
 NOISE_TYPES = ("none", "symmetric", "asymmetric")
 ASYMMETRIC_MAPPINGS = {"cifar10": 10, "cifar100": 100, "cifar100-blocks": 100}
-BACKBONES = ("resnet34", "resnet18", "cnn", "mlp", "resnet50", "inception_resnet_v2")
+BACKBONES = ("resnet34", "resnet18", "cnn", "cnn_wide", "mlp", "resnet50", "inception_resnet_v2")
 IMAGENET_BACKBONES = ("resnet50", "inception_resnet_v2")
-IMAGE_BACKBONES = ("resnet34", "resnet18", "cnn") + IMAGENET_BACKBONES
+IMAGE_BACKBONES = ("resnet34", "resnet18", "cnn", "cnn_wide") + IMAGENET_BACKBONES
 # The smallest crop each ImageNet backbone takes.
 MIN_CROP = {"resnet50": 32, "inception_resnet_v2": 75}
 IMAGE_DATASETS = ("cifar10", "cifar100") + REAL_NOISE_DATASETS
@@ -39,8 +39,24 @@ WEIGHTS = ("imagenet", "none")
 SAMPLING = ("shuffle", "balanced")
 ON_BAD_FILE = ("raise", "skip")
 AUGMENTATIONS = ("none", "crop_flip")
+CROP_MODES = ("per_image", "per_batch")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine_restarts")
+SCHEDULE_STEPS = ("batch", "epoch")
+WEIGHT_DECAY_MODES = ("decoupled", "coupled")
+# Fields added after runs had been made, with the value that reproduces how those runs trained:
+# a run directory whose config.json lacks one resumes with this value.
+BEFORE_FIELD_EXISTED = {
+    "train_samples": None,
+    "test_samples": None,
+    "subsample_seed": 0,
+    "holdout_fraction": 0.0,
+    "crop_mode": "per_batch",
+    "warmup_augmentation": True,
+    "schedule_step": "batch",
+    "weight_decay_mode": "decoupled",
+    "correction_scope": "all",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +87,23 @@ class Recipe:
         ilsvrc12_dir: mini-WebVision's ILSVRC12 validation folder, when it
             is not `ilsvrc12_val/` or `imagenet/val/` inside the data
             folder. Defaults to `None`.
+        train_samples: train on a class-balanced subsample of this many
+            training images (digits and CIFAR; a multiple of the classes),
+            drawn with `subsample_seed`; `None` takes them all. Defaults to
+            `None`.
+        test_samples: the same for the test images. Defaults to `None`.
+        subsample_seed: seed of those subsamples and of the holdout split,
+            apart from `seed` so that every run of a protocol sees the same
+            images. Defaults to `0`.
+        holdout_fraction: share of the training images (after
+            subsampling and noise) kept out of training, with their noisy
+            labels, and scored each epoch (`holdout_accuracy` against the
+            noisy labels, `holdout_true_accuracy` against the true ones):
+            for early stopping and for judging changes without the test set.
+            Digits and CIFAR only. Defaults to `0.0`.
         backbone: `"resnet34"`, `"resnet18"` (CIFAR ResNets), `"cnn"` (small
-            and fast), `"mlp"`, or `keras.applications`' `"resnet50"` and
+            and fast), `"cnn_wide"` (the same with a wide dense layer, which
+            memorises), `"mlp"`, or `keras.applications`' `"resnet50"` and
             `"inception_resnet_v2"`. Defaults to `"mlp"`.
         weights: `"imagenet"` (the ImageNet backbones' pretrained weights,
             when they can be had) or `"none"`. Defaults to `"none"`.
@@ -81,6 +112,14 @@ class Recipe:
             `"none"`.
         crop_padding: pixels of padding before the random crop. Defaults to
             `4`.
+        crop_mode: `"per_image"` draws each image's crop offset on its own
+            (`kmx.augmentation.RandomPadCrop`, as torchvision's `RandomCrop`);
+            `"per_batch"` one offset for the whole batch
+            (`keras.layers.RandomCrop`, runs made before this field existed).
+            Defaults to `"per_image"`.
+        warmup_augmentation: augment during MixNN's warm-up epochs too;
+            the released code warms up without crop or flip (`False`).
+            Defaults to `True`.
         image_size: side image files are resized to when loaded (Clothing1M,
             mini-WebVision). Defaults to `256`.
         crop_size: side of the random training crop, and of the centre crop
@@ -100,8 +139,18 @@ class Recipe:
             `restart_epochs`). Defaults to `"constant"`.
         min_learning_rate: the cosine schedule's floor. Defaults to `0.001`.
         restart_epochs: epochs per cosine period. Defaults to `10`.
+        schedule_step: `"batch"` moves the cosine schedule every step;
+            `"epoch"` holds each epoch's rate for the whole epoch, as
+            PyTorch's `CosineAnnealingWarmRestarts` stepped once per epoch
+            (the released code). Defaults to `"batch"`.
         sgd_momentum: SGD's momentum. Defaults to `0.9`.
         weight_decay: the optimizer's weight decay. Defaults to `0.0`.
+        weight_decay_mode: `"decoupled"` is Keras' `weight_decay` (`theta
+            -= lr * wd * theta` after each step); `"coupled"` is PyTorch's
+            (`wd * theta` added to the gradient before momentum, on every
+            trainable variable; `kmx.optimizers.CoupledSGD` and
+            `CoupledAdam`), which the paper's `1e-3` means. Defaults to
+            `"decoupled"`.
         seed: seed of every random choice of the run (noise, weights,
             shuffling, augmentation, MixNN). Defaults to `0`.
         mixed_precision: train under Keras' `"mixed_float16"` policy (for
@@ -122,10 +171,16 @@ class Recipe:
     noise_include_true_class: bool = False
     asymmetric_mapping: typing.Optional[str] = None
     ilsvrc12_dir: typing.Optional[str] = None
+    train_samples: typing.Optional[int] = None
+    test_samples: typing.Optional[int] = None
+    subsample_seed: int = 0
+    holdout_fraction: float = 0.0
     backbone: str = "mlp"
     weights: str = "none"
     augmentation: str = "none"
     crop_padding: int = 4
+    crop_mode: str = "per_image"
+    warmup_augmentation: bool = True
     image_size: int = 256
     crop_size: typing.Optional[int] = None
     epochs: int = 60
@@ -137,8 +192,10 @@ class Recipe:
     schedule: str = "constant"
     min_learning_rate: float = 1e-3
     restart_epochs: int = 10
+    schedule_step: str = "batch"
     sgd_momentum: float = 0.9
     weight_decay: float = 0.0
+    weight_decay_mode: str = "decoupled"
     seed: int = 0
     mixed_precision: bool = False
     devices: int = 1
@@ -157,6 +214,7 @@ class Recipe:
     mixture_loss_on: str = "targets"
     correction_source: str = "pass"
     neighbour_targets: str = "soft"
+    correction_scope: str = "all"
     feature_layer: typing.Optional[str] = None
     # MixNNCallback
     neighbour_search: str = "auto"
@@ -189,6 +247,15 @@ class Recipe:
         check.check_choice("sampling", self.sampling, SAMPLING)
         check.check_choice("on_bad_file", self.on_bad_file, ON_BAD_FILE)
         check.check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        check.check_choice("crop_mode", self.crop_mode, CROP_MODES)
+        check.check_choice("schedule_step", self.schedule_step, SCHEDULE_STEPS)
+        check.check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        for name in ("train_samples", "test_samples"):
+            if getattr(self, name) is not None:
+                check.check_int(name, getattr(self, name), minimum=self.num_classes)
+        check.check_int("subsample_seed", self.subsample_seed, minimum=0, maximum=_choices.MAX_SEED)
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1); received {self.holdout_fraction}.")
         check.check_int("crop_padding", self.crop_padding, minimum=0)
         check.check_int("epochs", self.epochs, minimum=1)
         check.check_int("batch_size", self.batch_size, minimum=1)
@@ -216,6 +283,7 @@ class Recipe:
         check.check_choice("mixture_loss_on", self.mixture_loss_on, _choices.MIXTURE_LOSS_ON)
         check.check_choice("correction_source", self.correction_source, _choices.CORRECTION_SOURCES)
         check.check_choice("neighbour_targets", self.neighbour_targets, _choices.NEIGHBOUR_TARGETS)
+        check.check_choice("correction_scope", self.correction_scope, _choices.CORRECTION_SCOPES)
         check.check_choice("neighbour_search", self.neighbour_search, _choices.SEARCH_METHODS)
         if self.feature_dims is not None:
             check.check_int("feature_dims", self.feature_dims, minimum=1)
@@ -265,6 +333,14 @@ class Recipe:
     def _check_image_options(self):
         if self.dataset in REAL_NOISE_DATASETS and self.noise != "none":
             raise ValueError(f"dataset={self.dataset!r} has noisy labels already; use noise='none'.")
+        for name in ("train_samples", "test_samples", "holdout_fraction"):
+            if self.dataset in REAL_NOISE_DATASETS and getattr(self, name):
+                raise ValueError(f"{name} is for digits and CIFAR (arrays in memory); dataset={self.dataset!r}.")
+            if name != "holdout_fraction" and getattr(self, name) and getattr(self, name) % self.num_classes:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} must be a multiple of the {self.num_classes} classes, so that "
+                    "every class gives the same number."
+                )
         if self.ilsvrc12_dir is not None and self.dataset != "webvision":
             raise ValueError(f"ilsvrc12_dir is for dataset='webvision' only; received dataset={self.dataset!r}.")
         if self.weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
@@ -305,6 +381,30 @@ class Recipe:
             return self.asymmetric_mapping
         return self.dataset if self.dataset in ASYMMETRIC_MAPPINGS else None
 
+    @property
+    def correcting_epochs(self):
+        """How many of the run's epochs correct the targets (0 for the baselines or without correction)."""
+        if self.method != "mixnn" or not self.label_correction:
+            return 0
+        return correction_schedule.correcting_epochs(
+            self.epochs,
+            correction_start=self.correction_start,
+            warmup_epochs=self.warmup_epochs,
+            correction_every=self.correction_every,
+        )
+
+    def correction_shortfall(self):
+        """A sentence saying that this run's label correction cannot change a label, or `None`."""
+        if self.method != "mixnn" or not self.label_correction:
+            return None
+        return correction_schedule.correction_shortfall(
+            self.epochs,
+            momentum=self.momentum,
+            correction_start=self.correction_start,
+            warmup_epochs=self.warmup_epochs,
+            correction_every=self.correction_every,
+        )
+
     def replace(self, **changes):
         """A copy with `changes` applied and checked; unknown names are refused."""
         unknown = sorted(set(changes) - set(field_names()))
@@ -321,7 +421,7 @@ class Recipe:
         names = (
             "method num_neighbours warmup_epochs correction_start momentum weighting neighbour_source "
             "label_correction correction_every warmup_mixup mixup_alpha mixture_loss_on correction_source "
-            "neighbour_targets feature_layer seed"
+            "neighbour_targets correction_scope feature_layer warmup_augmentation seed"
         ).split()
         return {name: getattr(self, name) for name in names}
 
@@ -357,10 +457,12 @@ def _unknown_fields_message(unknown):
 def paper_cifar(dataset, *, noise, noise_rate, **changes):
     """The paper's CIFAR setting (Section 6.1) for one noise type and rate.
 
-    CIFAR ResNet-34, SGD with momentum 0.9 and weight decay 1e-3, batch 128,
-    300 epochs, cosine annealing with warm restarts every 10 epochs between
-    0.02 and 0.001, warm-up 10 epochs (CIFAR-10) or 30 (CIFAR-100), K = 1,
-    E_s = 60, alpha = 0.9, random crop (padding 4) and horizontal flip.
+    CIFAR ResNet-34, SGD with momentum 0.9 and weight decay 1e-3 (PyTorch's,
+    coupled to the gradient), batch 128, 300 epochs, cosine annealing with
+    warm restarts every 10 epochs between 0.02 and 0.001 (stepped once per
+    epoch, as the released code does), warm-up 10 epochs (CIFAR-10) or 30
+    (CIFAR-100) without augmentation (the released code), K = 1, E_s = 60,
+    alpha = 0.9, random crop per image (padding 4) and horizontal flip.
 
     Args:
         dataset: `"cifar10"` or `"cifar100"`.
@@ -379,6 +481,8 @@ def paper_cifar(dataset, *, noise, noise_rate, **changes):
         backbone="resnet34",
         augmentation="crop_flip",
         crop_padding=4,
+        crop_mode="per_image",
+        warmup_augmentation=False,
         epochs=300,
         batch_size=128,
         optimizer="sgd",
@@ -386,8 +490,10 @@ def paper_cifar(dataset, *, noise, noise_rate, **changes):
         schedule="cosine_restarts",
         min_learning_rate=0.001,
         restart_epochs=10,
+        schedule_step="epoch",
         sgd_momentum=0.9,
         weight_decay=1e-3,
+        weight_decay_mode="coupled",
         num_neighbours=1,
         warmup_epochs=10 if dataset == "cifar10" else 30,
         correction_start=60,

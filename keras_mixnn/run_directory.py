@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 
 from keras_mixnn._files import PARTIAL_PREFIX, write_atomically
+from keras_mixnn.recipe import BEFORE_FIELD_EXISTED
 
 CHECKPOINT = "checkpoint.weights.h5"
 # What `keras-mixnn report` writes into the run directory.
@@ -76,6 +77,21 @@ def _holds_run_config(path):
     return isinstance(config, dict) and {"recipe", "run"} <= set(config)
 
 
+def recipe_as_run(path, recipe):
+    """`recipe` with the fields a run made before they existed set as that run trained.
+
+    A run directory whose `config.json` lacks a field added since
+    (`keras_mixnn.recipe.BEFORE_FIELD_EXISTED`) trained with that field's
+    earlier behaviour; resuming it keeps that behaviour.
+    """
+    config_path = pathlib.Path(path) / "config.json"
+    if not config_path.is_file():
+        return recipe  # check_resumable says what is wrong.
+    saved = json.loads(config_path.read_text()).get("recipe", {})
+    missing = {name: value for name, value in BEFORE_FIELD_EXISTED.items() if name not in saved}
+    return recipe.replace(**missing) if missing else recipe
+
+
 def check_resumable(path, recipe, *, backend):
     """Fails unless `path` is a run directory this recipe can resume; changes nothing.
 
@@ -98,7 +114,7 @@ def check_resumable(path, recipe, *, backend):
         )
     config = json.loads((path / "config.json").read_text())
     wanted = json.loads(json.dumps(recipe.to_dict()))
-    saved = config["recipe"]
+    saved = {**BEFORE_FIELD_EXISTED, **config["recipe"]}
     changed = [
         f"{name}={saved.get(name)!r} there, {wanted.get(name)!r} now"
         for name in sorted(set(saved) | set(wanted))

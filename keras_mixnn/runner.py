@@ -26,6 +26,7 @@ The test split is passed to `fit` as validation data only to report its
 accuracy each epoch; nothing is selected on it.
 """
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -40,17 +41,22 @@ from keras_mixnn import (
     applications,
     architectures,
     checkpoint,
+    datasets,
     diagnostics,
     distribution,
     label_issues,
     noise,
+    optimizers,
     run_directory,
+    schedules,
 )
+from keras_mixnn.augmentation import RandomPadCrop
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError
 from keras_mixnn.data import ArrayDataset
 from keras_mixnn.datasets import ImageFileData
 from keras_mixnn.model import MixNNModel
+from keras_mixnn.monitoring import NoiseMonitor
 from keras_mixnn.streaming import EvaluationStream, ImageFileDataset
 
 
@@ -148,31 +154,48 @@ def build_augmentation(recipe, input_shape):
     """The recipe's training augmentation layer, or `None`.
 
     `"crop_flip"` zero-pads by `crop_padding`, crops `crop_size` (or the
-    input's own size) at random and flips horizontally.
+    input's own size) at random, each image at its own offset
+    (`crop_mode="per_image"`) or the batch at one (`"per_batch"`), and flips
+    horizontally.
     """
     if recipe.augmentation == "none":
         return None
     height, width = input_shape[:2]
     crop = (recipe.crop_size, recipe.crop_size) if recipe.crop_size else (height, width)
-    layers = [keras.layers.ZeroPadding2D(recipe.crop_padding)] if recipe.crop_padding else []
-    layers += [
-        keras.layers.RandomCrop(*crop, seed=recipe.seed),
-        keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1),
-    ]
+    if recipe.crop_mode == "per_image":
+        layers = [RandomPadCrop(*crop, padding=recipe.crop_padding, seed=recipe.seed)]
+    else:
+        layers = [keras.layers.ZeroPadding2D(recipe.crop_padding)] if recipe.crop_padding else []
+        layers.append(keras.layers.RandomCrop(*crop, seed=recipe.seed))
+    layers.append(keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1))
     return keras.Sequential(layers, name="crop_flip")
 
 
 def build_optimizer(recipe, steps_per_epoch):
-    """The recipe's optimizer with its learning-rate schedule."""
+    """The recipe's optimizer with its learning-rate schedule.
+
+    `schedule_step="epoch"` counts the cosine schedule in epochs and holds
+    each epoch's rate through it; `weight_decay_mode="coupled"` takes
+    `kmx.optimizers.CoupledSGD` or `CoupledAdam` (PyTorch's decay).
+    """
     learning_rate = recipe.learning_rate
     if recipe.schedule == "cosine_restarts":
+        per_epoch = recipe.schedule_step == "epoch"
         learning_rate = keras.optimizers.schedules.CosineDecayRestarts(
             recipe.learning_rate,
-            first_decay_steps=recipe.restart_epochs * steps_per_epoch,
+            first_decay_steps=recipe.restart_epochs * (1 if per_epoch else steps_per_epoch),
             t_mul=1.0,
             m_mul=1.0,
             alpha=recipe.min_learning_rate / recipe.learning_rate,
         )
+        if per_epoch:
+            learning_rate = schedules.EpochwiseSchedule(learning_rate, steps_per_epoch)
+    if recipe.weight_decay_mode == "coupled":
+        if recipe.optimizer == "sgd":
+            return optimizers.CoupledSGD(
+                learning_rate, momentum=recipe.sgd_momentum, coupled_weight_decay=recipe.weight_decay
+            )
+        return optimizers.CoupledAdam(learning_rate, coupled_weight_decay=recipe.weight_decay)
     weight_decay = recipe.weight_decay or None
     if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=recipe.sgd_momentum, weight_decay=weight_decay)
@@ -191,6 +214,8 @@ class EpochSummary(keras.callbacks.Callback):
         ("mixnn_targets_changed", "changed", "{:.4f}"),
         ("label_accuracy", "labels right", "{:.3f}"),
         ("detection_auc", "AUC", "{:.3f}"),
+        ("memorised", "memorised", "{:.3f}"),
+        ("holdout_accuracy", "holdout acc", "{:.3f}"),
     )
 
     def __init__(self, epochs, stream=None, validation_name="test"):
@@ -264,14 +289,21 @@ def _run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, rec
     if resume and overwrite:
         raise ValueError("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
     if resume:
+        recipe = run_directory.recipe_as_run(run_dir, recipe)
         config = run_directory.check_resumable(run_dir, recipe, backend=keras.backend.backend())
     else:
         run_directory.check_run_dir(run_dir, overwrite=overwrite)
     files = isinstance(data, ImageFileData)
+    holdout = None
     if files:
         given_labels, flipped = data.train.labels, None  # Real noise: which labels are wrong is unknown.
     else:
+        data = datasets.subsample(
+            data, train_samples=recipe.train_samples, test_samples=recipe.test_samples, seed=recipe.subsample_seed
+        )
         given_labels, flipped = simulate_noise(recipe, data.y_train)
+        if recipe.holdout_fraction:
+            data, given_labels, flipped, holdout = split_holdout(recipe, data, given_labels, flipped)
     if len(given_labels) < recipe.batch_size:
         raise ValueError(
             f"The training set has {len(given_labels)} samples, fewer than one batch (batch_size="
@@ -308,13 +340,16 @@ def _run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, rec
     finished_epochs = []
     try:
         if not resume:
-            _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note})
+            _write_config(run_dir, recipe, data, flipped, {**(record or {}), "weights": weights_note}, holdout)
             write_atomically(run_dir / "noisy_labels.npy", lambda path: np.save(path, given_labels))
             if not files:
                 write_atomically(run_dir / "true_labels.npy", lambda path: np.save(path, data.y_train))
         mixnn_callback = MixNNCallback(**recipe.callback_options(), true_labels=None if files else data.y_train)
         # Right after MixNNCallback, whose passes it saves.
         callbacks = [mixnn_callback, diagnostics.RunDiagnostics(run_dir, mixnn_callback, seed=recipe.seed)]
+        if not files:
+            batch_size = recipe.inference_batch_size or recipe.batch_size
+            callbacks.append(NoiseMonitor(data.x_train, given_labels, data.y_train, holdout=holdout, batch_size=batch_size))
         callbacks += [
             keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
             keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: finished_epochs.append(epoch)),
@@ -364,7 +399,13 @@ def _run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, rec
             "label_accuracy": figures["label_accuracy"],
             "given_label_accuracy": float(1 - flipped.mean()),
             "detection_auc": None if math.isnan(figures["detection_auc"]) else figures["detection_auc"],
+            "memorised": float(last_epoch["memorised"]),
         }
+        if holdout is not None:
+            metrics.update(
+                holdout_accuracy=float(last_epoch["holdout_accuracy"]),
+                holdout_true_accuracy=float(last_epoch["holdout_true_accuracy"]),
+            )
     metrics.update(epochs=recipe.epochs, train_seconds=round(seconds, 1))
     if resume:
         metrics["resumed_after_epoch"] = initial_epoch
@@ -405,6 +446,36 @@ def _record_resumption(run_dir, config, record, initial_epoch):
     _write_json(run_dir / "config.json", config)
 
 
+def split_holdout(recipe, data, given_labels, flipped):
+    """Keeps `recipe.holdout_fraction` of the training images out of training, with their noisy labels.
+
+    The split is a seeded random choice (`subsample_seed`), the same for
+    every method and seed of a protocol.
+
+    Returns:
+        `(data, given_labels, flipped, holdout)`: the training part and
+        `holdout = (x, given_labels, true_labels)`.
+    """
+    num_samples = len(given_labels)
+    size = int(round(recipe.holdout_fraction * num_samples))
+    if not 0 < size < num_samples:
+        raise ValueError(
+            f"holdout_fraction={recipe.holdout_fraction} of {num_samples} training images leaves {size} held out; "
+            "use a fraction that keeps some images on both sides."
+        )
+    rng = np.random.default_rng(np.random.SeedSequence(recipe.subsample_seed, spawn_key=(_HOLDOUT_STREAM,)))
+    held = np.zeros(num_samples, dtype=bool)
+    held[rng.choice(num_samples, size=size, replace=False)] = True
+    holdout = (data.x_train[held], given_labels[held], data.y_train[held])
+    kept = ~held
+    data = dataclasses.replace(data, x_train=data.x_train[kept], y_train=data.y_train[kept])
+    return data, given_labels[kept], flipped[kept], holdout
+
+
+# Keeps the holdout split's random stream apart from the subsample's (stream 1) and the run's.
+_HOLDOUT_STREAM = 2
+
+
 def training_dataset(recipe, data, labels):
     """The `MixNNDataset` a recipe trains on: arrays, or image files streamed."""
     options = dict(
@@ -432,12 +503,14 @@ def evaluation_stream(recipe, split):
     )
 
 
-def _write_config(run_dir, recipe, data, flipped, record):
+def _write_config(run_dir, recipe, data, flipped, record, holdout=None):
     if isinstance(data, ImageFileData):
         samples = {"training_samples": len(data.train.labels)}
         samples.update({f"{split.name}_samples": len(split.labels) for split in data.evaluation})
     else:
         samples = {"training_samples": len(data.y_train), "test_samples": len(data.y_test)}
+        if holdout is not None:
+            samples["holdout_samples"] = len(holdout[1])
     config = {
         "recipe": recipe.to_dict(),
         "run": {

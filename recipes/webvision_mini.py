@@ -32,6 +32,7 @@ recipe = Recipe(
     restart_epochs=10,
     sgd_momentum=0.9,
     weight_decay=5e-4,
+    weight_decay_mode="coupled",  # PyTorch's weight_decay, as the authors trained
     num_neighbours=1,
     warmup_epochs=10,
     correction_start=60,

@@ -107,7 +107,7 @@ def test_bad_arguments_are_refused_with_the_fix(kwargs, error, match):
 
 
 def test_names_are_the_documented_ones():
-    assert NAMES == ("resnet34", "resnet18", "cnn", "mlp")
+    assert NAMES == ("resnet34", "resnet18", "cnn", "cnn_wide", "mlp")
 
 
 @pytest.mark.filterwarnings("ignore:correction_start=60")  # One epoch never reaches correction; expected.

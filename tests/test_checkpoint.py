@@ -187,6 +187,30 @@ def test_resume_refuses_another_configuration(finished_run, args, words):
     assert {path.name: path.stat().st_mtime_ns for path in finished_run.iterdir()} == before
 
 
+def test_a_run_made_before_the_newer_fields_resumes_with_their_earlier_behaviour(finished_run, tmp_path):
+    from keras_mixnn import run_directory
+    from keras_mixnn.recipe import BEFORE_FIELD_EXISTED, load_recipe
+
+    config = json.loads((finished_run / "config.json").read_text())
+    for name in BEFORE_FIELD_EXISTED:
+        del config["recipe"][name]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps(config))
+    recipe = load_recipe(config["run"]["recipe_file"])
+    recipe = recipe.replace(epochs=3, warmup_epochs=1, correction_start=2)
+    assert recipe.crop_mode == "per_image"  # Today's default differs from how the old run trained.
+    with pytest.raises(ValueError, match="crop_mode='per_batch' there, 'per_image' now"):
+        run_directory.check_resumable(old, recipe, backend=keras.backend.backend())
+    as_run = run_directory.recipe_as_run(old, recipe)
+    assert {name: getattr(as_run, name) for name in BEFORE_FIELD_EXISTED} == BEFORE_FIELD_EXISTED
+    run_directory.check_resumable(old, as_run, backend=keras.backend.backend())
+    # Through the command line: accepted, then refused only because this copy holds no checkpoint to continue.
+    (old / "metrics.json").write_text("{}")
+    line = one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", old, "--resume"))
+    assert "has finished" in line
+
+
 def test_resume_refuses_a_finished_run(finished_run):
     line = one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", finished_run, "--resume"))
     assert "has finished; there is nothing to resume" in line

@@ -52,6 +52,20 @@ def test_show_resolves_every_bundled_recipe(name):
     assert by_name.output.count("\n") == by_path.output.count("\n")
 
 
+def test_show_says_how_many_epochs_correct_and_whether_that_is_enough():
+    lines = invoke("show", "digits_sym40").output.strip().splitlines()
+    assert lines[-1] == "# label correction: 40 correcting epochs of 60; a target can leave its given label after 7 (momentum 0.9)"
+    short = invoke("show", "digits_sym40", "--set", "epochs=25").output.strip().splitlines()[-1]
+    assert short.startswith("# label correction: 5 correcting epochs of 25") and short.endswith("too few, no label will change")
+    assert invoke("show", "digits_sym40", "--set", "method=ce").output.strip().endswith("# label correction: none")
+
+
+def test_run_warns_before_training_when_correction_cannot_change_a_label(digits_run):
+    _, output = digits_run
+    assert "Warning: Label correction runs in 2 of the 4 epochs" in output
+    assert output.count("Label correction runs in") == 1  # Not repeated by fit.
+
+
 @pytest.mark.parametrize("command", [[], ["run"], ["show"], ["list"]])
 def test_every_command_has_help_with_an_example(command):
     result = invoke(*command, "--help")

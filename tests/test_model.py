@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -83,6 +85,34 @@ def test_augmentation_applies_to_sample_and_neighbours_before_mixing():
     np.testing.assert_allclose(logits, [[0.5 * 2 + 0.5 * 4, 0.5 * 3 + 0.5 * 6]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("warmup_augmentation", [True, False])
+def test_warmup_augmentation_false_trains_warmup_on_the_plain_images(warmup_augmentation):
+    @keras.saving.register_keras_serializable(package="tests")
+    class AddTen(keras.layers.Layer):
+        def call(self, inputs, training=None):
+            return inputs + 10.0 if training else inputs
+
+    kernel, bias = np.eye(2), np.zeros(2)
+    model = kmx.MixNNModel(
+        linear_backbone(kernel, bias), warmup_epochs=1, augmentation=AddTen(),
+        warmup_augmentation=warmup_augmentation, seed=0,
+    )  # fmt: skip
+    model.state.build(2, 2, 1)
+    model.state.initialise(np.array([0, 1]))
+    inputs = {
+        "x": np.array([[1.0, 2.0]], "float32"),
+        "neighbour_x": np.array([[[3.0, 5.0]]], "float32"),
+        "index": np.array([0], "int32"),
+        "neighbour_index": np.array([[1]], "int32"),
+    }
+    warmup_logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])  # Epoch 0: warm-up, no mixing.
+    np.testing.assert_allclose(warmup_logits, [[11.0, 12.0]] if warmup_augmentation else [[1.0, 2.0]], rtol=1e-6)
+    model.state.epoch.assign(1)  # After warm-up both augment.
+    logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])
+    np.testing.assert_allclose(logits, [[0.5 * 11 + 0.5 * 13, 0.5 * 12 + 0.5 * 15]], rtol=1e-6)
+    assert kmx.MixNNModel.from_config(model.get_config()).warmup_augmentation is warmup_augmentation
+
+
 def test_predict_and_evaluate_behave_as_the_backbone(backbone, noisy_digits):
     model = kmx.MixNNModel(backbone, seed=0)
     model.compile(metrics=["accuracy"])
@@ -144,6 +174,19 @@ def test_batch_correction_updates_targets_inside_the_step(backbone, noisy_digits
     # Exactly one EMA step with momentum 0.9: the given label keeps >= 0.9.
     assert np.all(targets[np.arange(200), labels] >= 0.9 - 1e-6)
     assert np.all(targets[np.arange(200), labels] < 1.0)
+
+
+def test_fit_warns_when_too_few_corrections_can_change_a_label(backbone, noisy_digits):
+    x, y = noisy_digits["x_train"][:100], noisy_digits["y_noisy"][:100]
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam")
+    with pytest.warns(UserWarning, match="Label correction runs in 1 of the 2 epochs .* only after 7 corrections"):
+        model.fit(x, y, epochs=2, batch_size=50, verbose=0)
+    halving = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, momentum=0.5, seed=0)
+    halving.compile(optimizer="adam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Two corrections at momentum 0.5 suffice: no warning.
+        halving.fit(x, y, epochs=3, batch_size=50, verbose=0)
 
 
 def test_no_correction_before_correction_start(backbone, noisy_digits):

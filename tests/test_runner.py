@@ -1,12 +1,14 @@
 """What a recipe builds: its model, optimizer, schedule, augmentation and noise."""
 
+import math
 import pathlib
 
 import keras
 import numpy as np
 import pytest
 
-from keras_mixnn import run_directory, runner
+from keras_mixnn import optimizers, run_directory, runner
+from keras_mixnn.augmentation import RandomPadCrop
 from keras_mixnn.datasets import ClassificationData
 from keras_mixnn.recipe import REAL_NOISE_DATASETS, Recipe, load_recipe
 
@@ -51,17 +53,36 @@ def test_each_recipe_builds_its_backbone_and_trains_one_step(path):
 
 
 def test_cosine_restarts_schedule_spans_the_recipe_range_every_period():
-    recipe = load_recipe(RECIPES_DIR / "cifar10_sym40.py")
+    recipe = load_recipe(RECIPES_DIR / "cifar10_sym40.py").replace(schedule_step="batch", weight_decay_mode="decoupled")
     optimizer = runner.build_optimizer(recipe, steps_per_epoch=100)
-    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert isinstance(optimizer, keras.optimizers.SGD) and not isinstance(optimizer, optimizers.CoupledSGD)
     assert optimizer.momentum == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(1e-3)
-    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
-    rate = lambda step: float(keras.ops.convert_to_numpy(schedule(step)))  # noqa: E731
+    rate = learning_rate_at(optimizer)
     assert rate(0) == pytest.approx(0.02)
     assert rate(500) == pytest.approx((0.02 + 0.001) / 2, rel=1e-3)
     assert rate(999) == pytest.approx(0.001, rel=1e-2)
     assert rate(1000) == pytest.approx(0.02)  # Restart after 10 epochs.
     assert rate(2500) == pytest.approx(rate(500), rel=1e-4)
+
+
+def learning_rate_at(optimizer):
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    return lambda step: float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_paper_recipes_take_pytorchs_decay_and_a_schedule_stepped_per_epoch():
+    recipe = load_recipe(RECIPES_DIR / "cifar10_sym40.py")
+    assert (recipe.weight_decay_mode, recipe.schedule_step, recipe.crop_mode) == ("coupled", "epoch", "per_image")
+    assert recipe.warmup_augmentation is False
+    optimizer = runner.build_optimizer(recipe, steps_per_epoch=100)
+    assert isinstance(optimizer, optimizers.CoupledSGD)
+    assert (optimizer.coupled_weight_decay, optimizer.weight_decay) == (pytest.approx(1e-3), None)
+    rate = learning_rate_at(optimizer)
+    assert rate(0) == rate(99) == pytest.approx(0.02)
+    assert rate(100) == rate(199) == pytest.approx(0.001 + 0.019 * (1 + math.cos(math.pi / 10)) / 2, rel=1e-5)
+    assert rate(1000) == pytest.approx(0.02)
+    for name in ("clothing1m", "webvision_mini"):
+        assert load_recipe(RECIPES_DIR / f"{name}.py").weight_decay_mode == "coupled"
 
 
 def test_constant_adam_for_the_digits_recipe():
@@ -80,6 +101,18 @@ def test_crop_flip_pads_crops_and_flips_with_the_seed():
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, images)
     assert runner.build_augmentation(Recipe(), (64,)) is None
+
+
+def test_crop_mode_chooses_a_crop_per_image_or_one_per_batch():
+    per_image = runner.build_augmentation(Recipe(dataset="cifar10", backbone="cnn", augmentation="crop_flip"), (32, 32, 3))
+    assert isinstance(per_image.layers[0], RandomPadCrop) and per_image.layers[0].padding == 4
+    recipe = Recipe(dataset="cifar10", backbone="cnn", augmentation="crop_flip", crop_mode="per_batch")
+    per_batch = runner.build_augmentation(recipe, (32, 32, 3))
+    assert [type(layer) for layer in per_batch.layers] == [
+        keras.layers.ZeroPadding2D,
+        keras.layers.RandomCrop,
+        keras.layers.RandomFlip,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -339,3 +339,24 @@ def test_mixture_on_given_labels_keeps_flagging_the_flipped_labels_after_correct
     # "given": P(the given label is right) all along; "targets": P(the corrected target is right).
     assert end_auc["given"] >= 0.9
     assert end_auc["given"] > end_auc["targets"] + 0.05
+
+
+def test_correction_scope_noisy_moves_only_targets_the_mixture_doubts_in_the_step(data):
+    x, labels, clean = data
+    index = np.arange(NUM_SAMPLES)
+    given = np.eye(NUM_CLASSES)[labels]
+    for scope, expected_moved in (("all", np.ones(NUM_SAMPLES, bool)), ("noisy", clean < 0.5)):
+        model = model_in_epoch(3, labels, clean, correction_source="batch", correction_scope=scope)
+        model(batch(index, index[:, None], x), training=True)
+        moved = ~np.isclose(model.soft_targets, given).all(axis=1)
+        np.testing.assert_array_equal(moved, expected_moved)
+
+
+def test_correction_scope_noisy_in_the_pass_keeps_the_targets_of_samples_judged_clean(noisy_digits):
+    # momentum 0: one correction replaces a target by the prediction; E_s = 2, so epoch 3 is the only pass that corrects.
+    model, recorder, _ = fit_recording_targets(noisy_digits, 3, momentum=0.0, correction_scope="noisy")
+    given = np.eye(10)[noisy_digits["y_noisy"][:200]]
+    judged_clean = recorder.clean[-1] >= 0.5
+    assert 0 < judged_clean.sum() < 200
+    np.testing.assert_array_equal(model.soft_targets[judged_clean], given[judged_clean])
+    assert not np.isclose(model.soft_targets[~judged_clean], given[~judged_clean]).all(axis=1).any()

@@ -88,6 +88,64 @@ class ImageFileData:
         return len(self.class_names)
 
 
+def subsample(data, *, train_samples=None, test_samples=None, seed=0):
+    """A class-balanced, seeded subsample of a `ClassificationData`.
+
+    Each class gives `samples / num_classes` images, drawn without
+    replacement by `seed` and kept in their original order, so the same
+    arguments pick the same images from the same copy of a dataset.
+
+    Args:
+        data: a `ClassificationData`.
+        train_samples: training images to keep (a multiple of the classes);
+            `None` keeps all.
+        test_samples: test images to keep; `None` keeps all.
+        seed: seed of the choice. Defaults to `0`.
+
+    Returns:
+        A `ClassificationData` (`data` itself when nothing is dropped).
+
+    Raises:
+        ValueError: a class has fewer images than its share.
+    """
+    if train_samples is None and test_samples is None:
+        return data
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SUBSAMPLE_STREAM,)))
+    arrays = {}
+    for split, size in (("train", train_samples), ("test", test_samples)):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if size is not None:
+            rows = _balanced_rows(y, size, data.num_classes, rng, split)
+            x, y = x[rows], y[rows]
+        arrays.update({f"x_{split}": x, f"y_{split}": y})
+    sizes = f"{len(arrays['y_train']):,} training and {len(arrays['y_test']):,} test images"
+    return dataclasses.replace(data, **arrays, source=f"{data.source}, class-balanced subsample of {sizes} (seed {seed})")
+
+
+# Keeps the subsample's random stream apart from every other use of the same seed.
+_SUBSAMPLE_STREAM = 1
+
+
+def _balanced_rows(labels, size, num_classes, rng, split):
+    if size % num_classes:
+        raise ValueError(f"{split}_samples={size} must be a multiple of the {num_classes} classes.")
+    per_class = size // num_classes
+    rows = []
+    for label in range(num_classes):
+        members = np.flatnonzero(labels == label)
+        if len(members) < per_class:
+            raise ValueError(
+                f"{split}_samples={size} needs {per_class} {split} images of class {label} but there are "
+                f"{len(members)}; ask for at most {num_classes * _smallest_class(labels, num_classes)}."
+            )
+        rows.append(rng.choice(members, size=per_class, replace=False))
+    return np.sort(np.concatenate(rows))
+
+
+def _smallest_class(labels, num_classes):
+    return int(np.bincount(labels, minlength=num_classes).min())
+
+
 def load(name, *, data_dir=None, seed=0, ilsvrc12_dir=None):
     """Loads a dataset by name.
 
