@@ -107,7 +107,7 @@ def test_accuracy_benchmark_appends_each_run_and_tables_them(tiny_cifar, tmp_pat
     assert len(results.read_text().splitlines()) == 1
     # A --set run is not the protocol: it is listed, with what differs, below the (here empty) table.
     rows = [line for line in output.splitlines() if line.startswith("| sym40 ")]
-    assert len(rows) == 1 and "batch_size=20, epochs=3" in rows[0]
+    assert len(rows) == 1 and "train_samples=None, test_samples=None, epochs=3, batch_size=20" in rows[0]
     assert re.search(rf"\| sym40 \| mixnn \| 0 \| .* \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|", output), output
     # Run again: nothing is trained twice, and --table prints the same table from the file alone.
     again = run_benchmark("accuracy.py", "--data", tiny_cifar, "--results", results, "--only", "sym40/mixnn/0", *tiny)
