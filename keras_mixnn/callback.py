@@ -48,8 +48,8 @@ class PassRecord(typing.NamedTuple):
 def mixture_loss_labels(model):
     """The labels each sample's loss is measured against for the mixture.
 
-    The argmax of the soft targets with `mixture_loss_on="targets"`, the
-    given labels otherwise.
+    The given labels with `mixture_loss_on="given"` (the default), the
+    argmax of the soft targets with `"targets"`.
     """
     if model.mixture_loss_on == "targets":
         return ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)

@@ -21,8 +21,8 @@ def find_label_issues(source, *, return_indices_ranked_by="clean_probability", t
 
     A sample is flagged when its probability of being clean is below
     `threshold`, or when MixNN's corrected label differs from the given one.
-    The second rule matters once correction has begun: with the default
-    `mixture_loss_on="targets"`, P(clean) then measures the corrected target,
+    The second rule matters once correction has begun with
+    `mixture_loss_on="targets"`: P(clean) then measures the corrected target,
     so a label MixNN has already fixed can score as clean.
 
     Args:

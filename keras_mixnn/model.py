@@ -88,10 +88,12 @@ class MixNNModel(keras.Model):
         mixup_alpha: concentration of the Beta/Dirichlet draws of
             `weighting="random"`, `method="mixup"` and `warmup_mixup`.
             Defaults to `1.0`.
-        mixture_loss_on: `"targets"` fits the clean/noisy mixture to the loss
-            against the argmax of the current targets (the released code);
-            `"given"` against the given labels (the paper). Defaults to
-            `"targets"`.
+        mixture_loss_on: `"given"` fits the clean/noisy mixture to the loss
+            against the given labels (the paper), so P(clean) stays a
+            judgement of the given label after correction; `"targets"`
+            against the argmax of the current targets (the released code),
+            which lets corrections confirm themselves. Defaults to
+            `"given"`.
         correction_source: `"pass"` corrects targets with the per-epoch
             inference pass; `"batch"` with a prediction of each batch's
             original samples inside the training step (Algorithm 1).
@@ -104,7 +106,7 @@ class MixNNModel(keras.Model):
             below 0.5, so that a label the mixture trusts is never pulled
             towards the predictions of a model weaker than the labels.
             docs/faq.md shows why "all" can make labels worse. Defaults to
-            `"all"`.
+            `"noisy"`.
         augmentation: a Keras layer (for example a `Sequential` of
             `kmx.augmentation.RandomPadCrop` and `RandomFlip`) applied in
             training to each sample and each neighbour independently, before
@@ -148,10 +150,10 @@ class MixNNModel(keras.Model):
         correction_every=1,
         warmup_mixup=False,
         mixup_alpha=1.0,
-        mixture_loss_on="targets",
+        mixture_loss_on="given",
         correction_source="pass",
         neighbour_targets="soft",
-        correction_scope="all",
+        correction_scope="noisy",
         augmentation=None,
         warmup_augmentation=True,
         seed=None,

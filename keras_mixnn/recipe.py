@@ -57,6 +57,9 @@ BEFORE_FIELD_EXISTED = {
     "weight_decay_mode": "decoupled",
     "correction_scope": "all",
 }
+# Fields whose default changed, with the earlier default: a run that trained with it and is resumed
+# with a recipe that has today's default keeps the earlier value.
+BEFORE_DEFAULT_CHANGED = {"mixture_loss_on": "targets"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,10 +214,10 @@ class Recipe:
     correction_every: int = 1
     warmup_mixup: bool = False
     mixup_alpha: float = 1.0
-    mixture_loss_on: str = "targets"
+    mixture_loss_on: str = "given"
     correction_source: str = "pass"
     neighbour_targets: str = "soft"
-    correction_scope: str = "all"
+    correction_scope: str = "noisy"
     feature_layer: typing.Optional[str] = None
     # MixNNCallback
     neighbour_search: str = "auto"

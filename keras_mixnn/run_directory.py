@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 
 from keras_mixnn._files import PARTIAL_PREFIX, write_atomically
-from keras_mixnn.recipe import BEFORE_FIELD_EXISTED
+from keras_mixnn.recipe import BEFORE_DEFAULT_CHANGED, BEFORE_FIELD_EXISTED, Recipe
 
 CHECKPOINT = "checkpoint.weights.h5"
 # What `keras-mixnn report` writes into the run directory.
@@ -82,14 +82,21 @@ def recipe_as_run(path, recipe):
 
     A run directory whose `config.json` lacks a field added since
     (`keras_mixnn.recipe.BEFORE_FIELD_EXISTED`) trained with that field's
-    earlier behaviour; resuming it keeps that behaviour.
+    earlier behaviour; resuming it keeps that behaviour. So does a run that
+    trained with a field's earlier default
+    (`keras_mixnn.recipe.BEFORE_DEFAULT_CHANGED`) when `recipe` holds
+    today's default for it.
     """
     config_path = pathlib.Path(path) / "config.json"
     if not config_path.is_file():
         return recipe  # check_resumable says what is wrong.
     saved = json.loads(config_path.read_text()).get("recipe", {})
-    missing = {name: value for name, value in BEFORE_FIELD_EXISTED.items() if name not in saved}
-    return recipe.replace(**missing) if missing else recipe
+    earlier = {name: value for name, value in BEFORE_FIELD_EXISTED.items() if name not in saved}
+    today = Recipe()
+    for name, value in BEFORE_DEFAULT_CHANGED.items():
+        if saved.get(name) == value and getattr(recipe, name) == getattr(today, name):
+            earlier[name] = value
+    return recipe.replace(**earlier) if earlier else recipe
 
 
 def check_resumable(path, recipe, *, backend):

@@ -194,6 +194,7 @@ def test_a_run_made_before_the_newer_fields_resumes_with_their_earlier_behaviour
     config = json.loads((finished_run / "config.json").read_text())
     for name in BEFORE_FIELD_EXISTED:
         del config["recipe"][name]
+    config["recipe"]["mixture_loss_on"] = "targets"  # The default when the run was made.
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.json").write_text(json.dumps(config))
@@ -204,6 +205,7 @@ def test_a_run_made_before_the_newer_fields_resumes_with_their_earlier_behaviour
         run_directory.check_resumable(old, recipe, backend=keras.backend.backend())
     as_run = run_directory.recipe_as_run(old, recipe)
     assert {name: getattr(as_run, name) for name in BEFORE_FIELD_EXISTED} == BEFORE_FIELD_EXISTED
+    assert as_run.mixture_loss_on == "targets"
     run_directory.check_resumable(old, as_run, backend=keras.backend.backend())
     # Through the command line: accepted, then refused only because this copy holds no checkpoint to continue.
     (old / "metrics.json").write_text("{}")

@@ -165,7 +165,9 @@ def test_fit_calls_continue_the_same_schedule(backbone, noisy_digits):
 
 
 def test_batch_correction_updates_targets_inside_the_step(backbone, noisy_digits):
-    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, correction_source="batch", seed=0)
+    model = kmx.MixNNModel(
+        backbone, warmup_epochs=1, correction_start=1, correction_source="batch", correction_scope="all", seed=0
+    )
     model.compile(optimizer="adam")
     labels = noisy_digits["y_noisy"][:200]
     model.fit(noisy_digits["x_train"][:200], labels, epochs=2, batch_size=50, verbose=0)
