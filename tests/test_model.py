@@ -65,14 +65,17 @@ def test_warm_up_is_plain_cross_entropy_on_given_labels():
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
-def test_augmentation_applies_to_sample_and_neighbours_before_mixing():
-    @keras.saving.register_keras_serializable(package="tests")
-    class AddOne(keras.layers.Layer):
-        def call(self, inputs, training=None):
-            return inputs + 1.0 if training else inputs
+@keras.saving.register_keras_serializable(package="tests")
+class AddOne(keras.layers.Layer):
+    """An augmentation that adds 1 in training and leaves inputs alone in inference."""
 
-    kernel, bias = np.eye(2), np.zeros(2)
-    model = kmx.MixNNModel(linear_backbone(kernel, bias), warmup_epochs=0, augmentation=AddOne(), seed=0)
+    def call(self, inputs, training=None):
+        return inputs + 1.0 if training else inputs
+
+
+def identity_model_with_one_pair(**options):
+    """A MixNNModel on an identity backbone, and a batch of sample 0 = [1, 2] with neighbour 1 = [3, 5]."""
+    model = kmx.MixNNModel(linear_backbone(np.eye(2), np.zeros(2)), augmentation=AddOne(), seed=0, **options)
     model.state.build(2, 2, 1)
     model.state.initialise(np.array([0, 1]))
     inputs = {
@@ -81,35 +84,23 @@ def test_augmentation_applies_to_sample_and_neighbours_before_mixing():
         "index": np.array([0], "int32"),
         "neighbour_index": np.array([[1]], "int32"),
     }
+    return model, inputs
+
+
+def test_augmentation_applies_to_sample_and_neighbours_before_mixing():
+    model, inputs = identity_model_with_one_pair(warmup_epochs=0)
     logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])
     np.testing.assert_allclose(logits, [[0.5 * 2 + 0.5 * 4, 0.5 * 3 + 0.5 * 6]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("warmup_augmentation", [True, False])
 def test_warmup_augmentation_false_trains_warmup_on_the_plain_images(warmup_augmentation):
-    @keras.saving.register_keras_serializable(package="tests")
-    class AddTen(keras.layers.Layer):
-        def call(self, inputs, training=None):
-            return inputs + 10.0 if training else inputs
-
-    kernel, bias = np.eye(2), np.zeros(2)
-    model = kmx.MixNNModel(
-        linear_backbone(kernel, bias), warmup_epochs=1, augmentation=AddTen(),
-        warmup_augmentation=warmup_augmentation, seed=0,
-    )  # fmt: skip
-    model.state.build(2, 2, 1)
-    model.state.initialise(np.array([0, 1]))
-    inputs = {
-        "x": np.array([[1.0, 2.0]], "float32"),
-        "neighbour_x": np.array([[[3.0, 5.0]]], "float32"),
-        "index": np.array([0], "int32"),
-        "neighbour_index": np.array([[1]], "int32"),
-    }
+    model, inputs = identity_model_with_one_pair(warmup_epochs=1, warmup_augmentation=warmup_augmentation)
     warmup_logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])  # Epoch 0: warm-up, no mixing.
-    np.testing.assert_allclose(warmup_logits, [[11.0, 12.0]] if warmup_augmentation else [[1.0, 2.0]], rtol=1e-6)
+    np.testing.assert_allclose(warmup_logits, [[2.0, 3.0]] if warmup_augmentation else [[1.0, 2.0]], rtol=1e-6)
     model.state.epoch.assign(1)  # After warm-up both augment.
     logits = ops.convert_to_numpy(model(inputs, training=True)["logits"])
-    np.testing.assert_allclose(logits, [[0.5 * 11 + 0.5 * 13, 0.5 * 12 + 0.5 * 15]], rtol=1e-6)
+    np.testing.assert_allclose(logits, [[0.5 * 2 + 0.5 * 4, 0.5 * 3 + 0.5 * 6]], rtol=1e-6)
     assert kmx.MixNNModel.from_config(model.get_config()).warmup_augmentation is warmup_augmentation
 
 
