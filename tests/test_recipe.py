@@ -199,3 +199,16 @@ def test_a_recipe_file_runs_in_its_own_namespace(tmp_path):
     path.write_text("from keras_mixnn.recipe import Recipe\nLEAK = 1\nrecipe = Recipe(epochs=7)\n")
     assert load_recipe(path).epochs == 7
     assert "LEAK" not in globals()
+
+
+def test_cpu_cifar_recipes_hold_the_protocol_fixed_in_docs_benchmarks():
+    from keras_mixnn.recipe import CPU_CIFAR_NOISE, cpu_cifar
+
+    for noise in CPU_CIFAR_NOISE:
+        recipe = load_recipe(RECIPES_DIR / f"cifar10_cpu_{noise}.py")
+        assert recipe == cpu_cifar(noise)
+        assert (recipe.train_samples, recipe.test_samples, recipe.holdout_fraction) == (10_000, 2_000, 0.1)
+        assert (recipe.backbone, recipe.augmentation, recipe.weight_decay, recipe.epochs) == ("cnn_wide", "none", 0.0, 20)
+        assert (recipe.warmup_epochs, recipe.correction_start, recipe.restart_epochs) == (4, 6, 20)
+        assert recipe.correction_shortfall() is None and recipe.correcting_epochs == 14
+    assert (cpu_cifar("asym40").noise, cpu_cifar("sym80").noise_rate) == ("asymmetric", 0.8)
