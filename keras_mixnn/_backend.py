@@ -120,6 +120,21 @@ def variable_scope(model):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
+def build_optimizer_before_tracing(model):
+    """Creates `model`'s optimizer variables before TensorFlow traces the train step.
+
+    Without a distribution strategy, Keras' TensorFlow trainer leaves them to
+    the first trace, and TensorFlow traces a function that created variables
+    a second time: the step would compile twice. JAX and PyTorch build them
+    before training already.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if keras.backend.backend() != "tensorflow" or optimizer is None or optimizer.built:
+        return
+    with variable_scope(model):
+        optimizer.build(model.trainable_variables)
+
+
 def summing_replicas():
     """Replicas whose gradients TensorFlow's strategy in force sums (1 elsewhere).
 

@@ -317,6 +317,7 @@ class MixNNModel(keras.Model):
         callbacks = _with_mixnn_callback(callbacks)
         self._warn_if_phase_not_reached(epochs - initial_epoch)
         self._training_data = dataset
+        _backend.build_optimizer_before_tracing(self)
         # On TensorFlow each replica would normalise by its own slice of the batch; JAX sees the whole batch.
         synchronise = replicas > 1 and keras.backend.backend() == "tensorflow"
         try:

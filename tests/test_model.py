@@ -200,6 +200,22 @@ def test_jit_compiled_training_runs(backbone, noisy_digits):
     assert np.isfinite(history.history["loss"]).all()
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="JAX traces once; PyTorch runs eagerly")
+def test_tensorflow_traces_the_train_step_once(backbone, noisy_digits):
+    # An optimizer with slot variables (Adam's moments) made during the first trace makes TensorFlow trace again.
+    class CountingModel(kmx.MixNNModel):
+        traces = 0
+
+        def train_step(self, data):
+            CountingModel.traces += 1
+            return super().train_step(data)
+
+    model = CountingModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model.compile(optimizer="adam")
+    model.fit(noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200], epochs=2, batch_size=50, verbose=0)
+    assert CountingModel.traces == 1
+
+
 def test_validation_split_holds_out_the_last_samples(backbone, noisy_digits):
     model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer="adam", metrics=["accuracy"])
