@@ -6,6 +6,8 @@
 PYTHON ?= python3
 VENV := .venv
 BACKENDS := tensorflow jax torch
+# pytest-xdist workers per backend; most test time is single-threaded tracing, so two share two cores well.
+TEST_WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 $(VENV)/installed: pyproject.toml
@@ -25,7 +27,7 @@ demo: $(VENV)/installed
 test: $(VENV)/installed
 	@status=0; for backend in $(BACKENDS); do \
 		echo "== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests || status=1; \
+		KERAS_BACKEND=$$backend $(VENV)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) tests || status=1; \
 	done; exit $$status
 
 # Warnings (a broken link, a docstring griffe cannot parse) fail the build.
