@@ -148,8 +148,8 @@ def table(rows):
     """
     lines = [
         "| noise | method | seeds | test top-1 (last epoch) | CE best epoch (oracle) | CE early-stopped on noisy holdout "
-        "| labels right (given) | detection AUC | memorised | minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| labels right (given) | detection AUC | fall from best after E_s | memorised | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups, others = {}, []
     for row in rows:
@@ -160,12 +160,14 @@ def table(rows):
     for (noise, method), group in sorted(groups.items(), key=lambda item: (NOISE_ORDER.index(item[0][0]),
                                                                           METHOD_ORDER.index(item[0][1]))):  # fmt: skip
         ce = method == "ce"
+        falls = [{"fall": fall_after_correction_starts(row)} for row in group]
         lines.append(
             f"| {noise} | {method} | {','.join(str(row['seed']) for row in group)} "
             f"| {_mean(group, 'test_top1')} | {_mean(group, 'best_test_top1_oracle') if ce else ''} "
             f"| {_mean(group, 'early_stopped_test_top1') if ce else ''} "
             f"| {_mean(group, 'label_accuracy')} ({_mean(group, 'given_label_accuracy')}) "
             f"| {_mean(group, 'detection_auc') if method.startswith('mixnn') else ''} "
+            f"| {_mean(falls, 'fall') if method.startswith('mixnn') else ''} "
             f"| {_mean(group, 'memorised')} | {_mean(group, 'minutes', '{:.1f}')} |"
         )
     if others:
@@ -180,6 +182,12 @@ def table(rows):
                 f"| {_mean([row], 'detection_auc')} | {row['minutes']:.1f} |"
             )
     return "\n".join(lines)
+
+
+def fall_after_correction_starts(row):
+    """How far the last epoch's test top-1 lies below the best one from epoch E_s on (0: it ends at its best)."""
+    test = row["history"]["val_accuracy"][row["recipe"]["correction_start"] :]
+    return max(test) - test[-1]
 
 
 def _mean(rows, key, template="{:.3f}"):

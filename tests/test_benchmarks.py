@@ -4,6 +4,7 @@ Their figures are measured by hand (docs/benchmarks.md); these tests only
 keep the scripts working as the library changes.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -113,6 +114,20 @@ def test_accuracy_benchmark_appends_each_run_and_tables_them(tiny_cifar, tmp_pat
     again = run_benchmark("accuracy.py", "--data", tiny_cifar, "--results", results, "--only", "sym40/mixnn/0", *tiny)
     assert len(results.read_text().splitlines()) == 1
     assert run_benchmark("accuracy.py", "--results", results, "--table").strip() == again.strip()
+
+
+def test_accuracy_table_shows_how_far_mixnn_falls_from_its_best_once_correction_starts(tmp_path):
+    from keras_mixnn.recipe import cpu_cifar
+
+    recipe = cpu_cifar("sym40", seed=0).to_dict()
+    test = [0.3] * recipe["correction_start"] + [0.45, 0.5, 0.48, 0.46]  # Best after E_s 0.5, last 0.46.
+    row = {"noise": "sym40", "method": "mixnn", "seed": 0, "recipe": recipe, "test_top1": 0.46, "label_accuracy": 0.7,
+           "given_label_accuracy": 0.6, "detection_auc": 0.8, "memorised": 0.3, "minutes": 10.0,
+           "history": {"val_accuracy": [0.9] + test[1:]}}  # fmt: skip
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    output = run_benchmark("accuracy.py", "--results", results, "--table")
+    assert "| sym40 | mixnn | 0 | 0.460 |  |  | 0.700 (0.600) | 0.800 | 0.040 | 0.300 | 10.0 |" in output, output
 
 
 def test_image_loading_benchmark_compares_workers_and_neighbour_loading():
