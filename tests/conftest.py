@@ -3,6 +3,13 @@ import numpy as np
 import pytest
 
 
+def pytest_runtest_setup(item):
+    # `@pytest.mark.backends("torch")`: a costly test whose code does not depend on the backend runs under one.
+    marker = item.get_closest_marker("backends")
+    if marker is not None and keras.backend.backend() not in marker.args:
+        pytest.skip(f"runs under {' and '.join(marker.args)} only: {marker.kwargs['reason']}")
+
+
 def tiny_backbone(num_features=64, num_classes=10, hidden=32, name=None):
     return keras.Sequential(
         [

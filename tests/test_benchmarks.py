@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import write_tiny_cifar
 
+# The scripts are the same on every backend; the library they call is tested under all three.
+pytestmark = pytest.mark.backends("tensorflow", reason="a benchmark script's test runs under one backend")
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 NUMBER = r"[0-9][0-9.,]*"
 
