@@ -128,16 +128,31 @@ def read_results(path):
 # MixNN's own fields, which the baselines never read: a change to them leaves a CE or mixup run as it was.
 MIXNN_ONLY = (
     "num_neighbours correction_start momentum weighting neighbour_source label_correction correction_every "
-    "warmup_mixup mixture_loss_on correction_source neighbour_targets correction_scope feature_layer "
+    "warmup_mixup mixture_loss_on correction_source neighbour_targets correction_scope correction_changes_labels "
+    "feature_layer "
     "neighbour_search deterministic feature_dims refresh_every refresh_subset mixture_fit_samples"
 ).split()
 
 
-def differences(row):
-    """The recipe fields in which a recorded run differs from the protocol's run today (`{}`: none)."""
-    today = recipe_for(row["noise"], row["method"], row["seed"]).to_dict()
+def recorded_recipe(row):
+    """A run's recipe as a dict, with fields added since it ran set to how it trained."""
+    from keras_mixnn.recipe import BEFORE_FIELD_EXISTED
+
+    return {**BEFORE_FIELD_EXISTED, **row["recipe"]}
+
+
+def differences(row, wanted=None):
+    """The recipe fields in which a recorded run differs from `wanted` (`{}`: none).
+
+    Args:
+        row: a line of the results file.
+        wanted: the `Recipe` to compare with; defaults to the protocol's run today.
+    """
+    wanted = (wanted or recipe_for(row["noise"], row["method"], row["seed"])).to_dict()
     ignored = MIXNN_ONLY if row["method"] in ("ce", "mixup") else ()
-    return {name: value for name, value in row["recipe"].items() if name not in ignored and today.get(name) != value}
+    recorded = recorded_recipe(row)
+    return {name: value for name, value in recorded.items()
+            if name in wanted and name not in ignored and wanted[name] != value}  # fmt: skip
 
 
 def table(rows):
@@ -225,9 +240,11 @@ def main():
                   for item in args.only]  # fmt: skip
     from keras_mixnn.recipe import apply_overrides
 
-    done = {json.dumps(row["recipe"], sort_keys=True) for row in rows}
-    todo = [run for run in wanted
-            if json.dumps(apply_overrides(recipe_for(*run), args.overrides).to_dict(), sort_keys=True) not in done]
+    def done(run):
+        recipe = apply_overrides(recipe_for(*run), args.overrides)
+        return any((row["noise"], row["method"], row["seed"]) == run and not differences(row, recipe) for row in rows)
+
+    todo = [run for run in wanted if not done(run)]
     todo = todo[: args.max_runs]
     from keras_mixnn import datasets
 

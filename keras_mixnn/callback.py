@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_mixnn import _backend, _validation, distribution
 from keras_mixnn import neighbours as neighbours_lib
-from keras_mixnn.correction import update_soft_targets
+from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import predict_samples
 from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixing import mixing_weights
@@ -346,9 +346,11 @@ class MixNNCallback(keras.callbacks.Callback):
             if model.correction_scope == "noisy":
                 rows = rows[clean_probability[rows] < 0.5]
             predictions = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(self._logits[rows], "float32")))
-            soft_targets[rows] = ops.convert_to_numpy(
-                update_soft_targets(soft_targets[rows], predictions, model.momentum)
-            )
+            corrected = update_soft_targets(soft_targets[rows], predictions, model.momentum)
+            if not model.correction_changes_labels:
+                given = ops.convert_to_numpy(model.state.given_labels)[rows]
+                corrected = keep_given_label_largest(soft_targets[rows], corrected, given)
+            soft_targets[rows] = ops.convert_to_numpy(corrected)
             state.soft_targets.assign(soft_targets)
         state.clean_probability.assign(clean_probability)
         self._mean_lambda = 1.0 / (model.num_neighbours + 1)

@@ -24,3 +24,25 @@ def update_soft_targets(soft_targets, predictions, momentum):
     soft_targets = ops.cast(soft_targets, "float32")
     predictions = ops.cast(predictions, "float32")
     return momentum * soft_targets + (1.0 - momentum) * predictions
+
+
+def keep_given_label_largest(previous, updated, given_labels):
+    """`updated`, except rows where another class would overtake the given label.
+
+    Such rows keep `previous`: the target still softens towards the
+    predictions, but its largest entry stays the given label, so a
+    correction never changes which label a sample trains on.
+
+    Args:
+        previous: `(N, C)` targets before the update.
+        updated: `(N, C)` targets after the update.
+        given_labels: `(N,)` integer given labels.
+
+    Returns:
+        The `(N, C)` targets to keep.
+    """
+    previous = ops.cast(previous, "float32")
+    updated = ops.cast(updated, "float32")
+    given_share = ops.take_along_axis(updated, ops.expand_dims(ops.cast(given_labels, "int32"), -1), axis=-1)
+    keeps_label = ops.greater_equal(given_share, ops.max(updated, axis=-1, keepdims=True))
+    return ops.where(keeps_label, updated, previous)

@@ -18,7 +18,7 @@ from keras_mixnn._choices import (
     WEIGHTINGS,
 )
 from keras_mixnn import correction_schedule
-from keras_mixnn.correction import update_soft_targets
+from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import ArrayDataset, MixNNDataset, padded_rows
 from keras_mixnn import distribution, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
@@ -107,6 +107,13 @@ class MixNNModel(keras.Model):
             towards the predictions of a model weaker than the labels.
             docs/faq.md shows why "all" can make labels worse. Defaults to
             `"noisy"`.
+        correction_changes_labels: whether a correction may make another
+            class a target's largest entry (Eq. 14 as written). `False`
+            keeps the given label largest: the target still softens towards
+            the predictions, but no sample's label changes, so correction
+            cannot make the labels worse when the model's predictions are
+            wrong on the samples the mixture doubts (docs/faq.md). Defaults
+            to `True`.
         augmentation: a Keras layer (for example a `Sequential` of
             `kmx.augmentation.RandomPadCrop` and `RandomFlip`) applied in
             training to each sample and each neighbour independently, before
@@ -154,6 +161,7 @@ class MixNNModel(keras.Model):
         correction_source="pass",
         neighbour_targets="soft",
         correction_scope="noisy",
+        correction_changes_labels=True,
         augmentation=None,
         warmup_augmentation=True,
         seed=None,
@@ -179,6 +187,7 @@ class MixNNModel(keras.Model):
             "neighbour_targets", neighbour_targets, NEIGHBOUR_TARGETS
         )
         self.correction_scope = _validation.check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
+        self.correction_changes_labels = _validation.check_bool("correction_changes_labels", correction_changes_labels)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
         self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
@@ -379,6 +388,7 @@ class MixNNModel(keras.Model):
                 "correction_source": self.correction_source,
                 "neighbour_targets": self.neighbour_targets,
                 "correction_scope": self.correction_scope,
+                "correction_changes_labels": self.correction_changes_labels,
                 "augmentation": keras.saving.serialize_keras_object(self.augmentation),
                 "warmup_augmentation": self.warmup_augmentation,
                 "seed": self.seed,
@@ -567,6 +577,9 @@ class MixNNModel(keras.Model):
         """Algorithm 1, line 9: Eq. 14 with this batch's predictions."""
         predictions = ops.softmax(ops.stop_gradient(ops.cast(self.backbone(x, training=False), "float32")))
         corrected = update_soft_targets(anchor_targets, predictions, self.momentum)
+        if not self.correction_changes_labels:
+            given = ops.take(self.state.given_labels, index, axis=0)
+            corrected = keep_given_label_largest(anchor_targets, corrected, given)
         if self.correction_scope == "noisy":
             noisy = ops.less(ops.take(self.state.clean_probability, index, axis=0), 0.5)
             correcting = ops.expand_dims(ops.logical_and(correcting, noisy), -1)

@@ -32,6 +32,7 @@ def paper():
         "correction_source": "batch",
         "neighbour_targets": "given",
         "correction_scope": "all",
+        "correction_changes_labels": True,
     }
 
 
@@ -57,6 +58,7 @@ def released_code():
         "correction_source": "batch",
         "neighbour_targets": "soft",
         "correction_scope": "all",
+        "correction_changes_labels": True,
     }
 
 

@@ -56,6 +56,7 @@ BEFORE_FIELD_EXISTED = {
     "schedule_step": "batch",
     "weight_decay_mode": "decoupled",
     "correction_scope": "all",
+    "correction_changes_labels": True,
 }
 # Fields whose default changed, with the earlier default: a run that trained with it and is resumed
 # with a recipe that has today's default keeps the earlier value.
@@ -218,6 +219,7 @@ class Recipe:
     correction_source: str = "pass"
     neighbour_targets: str = "soft"
     correction_scope: str = "noisy"
+    correction_changes_labels: bool = True
     feature_layer: typing.Optional[str] = None
     # MixNNCallback
     neighbour_search: str = "auto"
@@ -424,7 +426,7 @@ class Recipe:
         names = (
             "method num_neighbours warmup_epochs correction_start momentum weighting neighbour_source "
             "label_correction correction_every warmup_mixup mixup_alpha mixture_loss_on correction_source "
-            "neighbour_targets correction_scope feature_layer warmup_augmentation seed"
+            "neighbour_targets correction_scope correction_changes_labels feature_layer warmup_augmentation seed"
         ).split()
         return {name: getattr(self, name) for name in names}
 

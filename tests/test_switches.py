@@ -360,3 +360,30 @@ def test_correction_scope_noisy_in_the_pass_keeps_the_targets_of_samples_judged_
     assert 0 < judged_clean.sum() < 200
     np.testing.assert_array_equal(model.soft_targets[judged_clean], given[judged_clean])
     assert not np.isclose(model.soft_targets[~judged_clean], given[~judged_clean]).all(axis=1).any()
+
+
+@pytest.mark.parametrize("changes_labels", [True, False])
+def test_correction_changes_labels_false_keeps_each_given_label_largest_in_the_step(data, changes_labels):
+    x, labels, clean = data
+    index = np.arange(NUM_SAMPLES)
+    model = model_in_epoch(
+        3, labels, clean, correction_source="batch", correction_scope="all", momentum=0.0,
+        correction_changes_labels=changes_labels,
+    )  # fmt: skip
+    model(batch(index, index[:, None], x), training=True)
+    relabelled = model.soft_targets.argmax(axis=1) != labels
+    # The untrained network disagrees with many labels: with momentum 0 a correction adopts its prediction.
+    assert relabelled.any() == changes_labels
+
+
+def test_correction_changes_labels_false_in_the_pass_softens_targets_but_keeps_labels(noisy_digits):
+    given = noisy_digits["y_noisy"][:200]
+    allowed, _, _ = fit_recording_targets(noisy_digits, 3, momentum=0.0, correction_scope="all")
+    kept, _, _ = fit_recording_targets(
+        noisy_digits, 3, momentum=0.0, correction_scope="all", correction_changes_labels=False
+    )
+    assert (allowed.soft_targets.argmax(axis=1) != given).sum() >= 10
+    np.testing.assert_array_equal(kept.soft_targets.argmax(axis=1), given)
+    softened = ~np.isclose(kept.soft_targets, np.eye(10)[given]).all(axis=1)
+    assert softened.sum() >= 20
+    np.testing.assert_allclose(kept.soft_targets.sum(axis=1), 1.0, rtol=1e-5)
