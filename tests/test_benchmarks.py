@@ -102,6 +102,17 @@ def test_epoch_overhead_benchmark_names_a_missing_data_file(tmp_path):
 
 
 @pytest.mark.slow
+def test_correction_audit_scores_every_rule_against_the_true_labels(tiny_cifar):
+    tiny = ["--set", "train_samples=none", "--set", "test_samples=none", "--set", "holdout_fraction=0",
+            "--set", "batch_size=20", "--set", "epochs=3", "--set", "warmup_epochs=1", "--set", "correction_start=1"]  # fmt: skip
+    output = run_benchmark("correction_audit.py", "--data", tiny_cifar, "--noise", "sym40", *tiny)
+    assert "2 correcting passes audited" in output
+    for rule in ("doubted", "confident 0.5", "confident 0.9", "P(clean) < 0.01", "neighbours agree",
+                 "class-wise mixture"):  # fmt: skip
+        assert re.search(rf"\| {re.escape(rule)} \| {NUMBER} \| ", output), output
+
+
+@pytest.mark.slow
 def test_accuracy_benchmark_appends_each_run_and_tables_them(tiny_cifar, tmp_path):
     results = tmp_path / "results.jsonl"
     tiny = ["--set", "train_samples=none", "--set", "test_samples=none", "--set", "batch_size=20", "--set", "epochs=3",
