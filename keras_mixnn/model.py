@@ -108,12 +108,12 @@ class MixNNModel(keras.Model):
             docs/faq.md shows why "all" can make labels worse. Defaults to
             `"noisy"`.
         correction_changes_labels: whether a correction may make another
-            class a target's largest entry (Eq. 14 as written). `False`
-            keeps the given label largest: the target still softens towards
-            the predictions, but no sample's label changes, so correction
-            cannot make the labels worse when the model's predictions are
-            wrong on the samples the mixture doubts (docs/faq.md). Defaults
-            to `True`.
+            class a target's largest entry (Eq. 14 as written: `True`).
+            `False` keeps the given label largest: the target still softens
+            towards the predictions, but no sample's label changes, so
+            correction cannot make the labels worse where the model's
+            predictions are wrong on the samples the mixture doubts, as
+            under class-to-class noise (docs/faq.md). Defaults to `False`.
         augmentation: a Keras layer (for example a `Sequential` of
             `kmx.augmentation.RandomPadCrop` and `RandomFlip`) applied in
             training to each sample and each neighbour independently, before
@@ -161,7 +161,7 @@ class MixNNModel(keras.Model):
         correction_source="pass",
         neighbour_targets="soft",
         correction_scope="noisy",
-        correction_changes_labels=True,
+        correction_changes_labels=False,
         augmentation=None,
         warmup_augmentation=True,
         seed=None,

@@ -60,7 +60,7 @@ BEFORE_FIELD_EXISTED = {
 }
 # Fields whose default changed, with the earlier default: a run that trained with it and is resumed
 # with a recipe that has today's default keeps the earlier value.
-BEFORE_DEFAULT_CHANGED = {"mixture_loss_on": "targets"}
+BEFORE_DEFAULT_CHANGED = {"mixture_loss_on": "targets", "correction_changes_labels": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +219,7 @@ class Recipe:
     correction_source: str = "pass"
     neighbour_targets: str = "soft"
     correction_scope: str = "noisy"
-    correction_changes_labels: bool = True
+    correction_changes_labels: bool = False
     feature_layer: typing.Optional[str] = None
     # MixNNCallback
     neighbour_search: str = "auto"

@@ -25,7 +25,9 @@ class RecordCleanProbability(keras.callbacks.Callback):
 
 def test_digits_with_40_percent_noise_detects_and_corrects_labels(noisy_digits):
     keras.utils.set_random_seed(0)
-    model = kmx.MixNNModel(tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, momentum=0.9, seed=0)
+    model = kmx.MixNNModel(
+        tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, momentum=0.9, correction_changes_labels=True, seed=0
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     before_correction = RecordCleanProbability(epoch=5)
     history = model.fit(

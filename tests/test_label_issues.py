@@ -17,7 +17,9 @@ def trained(noisy_digits):
     """A model past label correction on the digits with 40% wrong labels."""
     keras.utils.set_random_seed(0)
     # momentum 0.5, so that three correction epochs can move a target's argmax (0.9 needs seven).
-    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=3, correction_start=5, momentum=0.5, seed=0)
+    model = kmx.MixNNModel(
+        tiny_backbone(), warmup_epochs=3, correction_start=5, momentum=0.5, correction_changes_labels=True, seed=0
+    )
     model.compile(optimizer="adam")
     model.fit(noisy_digits["x_train"], noisy_digits["y_noisy"], epochs=8, batch_size=64, verbose=0)
     return model

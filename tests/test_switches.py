@@ -331,8 +331,9 @@ def test_mixture_on_given_labels_keeps_flagging_the_flipped_labels_after_correct
     for mixture_loss_on in ("targets", "given"):
         keras.utils.set_random_seed(0)
         model = kmx.MixNNModel(
-            tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, seed=0, mixture_loss_on=mixture_loss_on
-        )
+            tiny_backbone(hidden=64), warmup_epochs=3, correction_start=6, seed=0, mixture_loss_on=mixture_loss_on,
+            correction_changes_labels=True,
+        )  # fmt: skip
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         model.fit(noisy_digits["x_train"], noisy_digits["y_noisy"], epochs=16, batch_size=64, verbose=0)
         end_auc[mixture_loss_on] = roc_auc_score(~noisy_digits["flipped"], model.clean_probability)
@@ -354,7 +355,9 @@ def test_correction_scope_noisy_moves_only_targets_the_mixture_doubts_in_the_ste
 
 def test_correction_scope_noisy_in_the_pass_keeps_the_targets_of_samples_judged_clean(noisy_digits):
     # momentum 0: one correction replaces a target by the prediction; E_s = 2, so epoch 3 is the only pass that corrects.
-    model, recorder, _ = fit_recording_targets(noisy_digits, 3, momentum=0.0, correction_scope="noisy")
+    model, recorder, _ = fit_recording_targets(
+        noisy_digits, 3, momentum=0.0, correction_scope="noisy", correction_changes_labels=True
+    )
     given = np.eye(10)[noisy_digits["y_noisy"][:200]]
     judged_clean = recorder.clean[-1] >= 0.5
     assert 0 < judged_clean.sum() < 200
@@ -376,12 +379,12 @@ def test_correction_changes_labels_false_keeps_each_given_label_largest_in_the_s
     assert relabelled.any() == changes_labels
 
 
-def test_correction_changes_labels_false_in_the_pass_softens_targets_but_keeps_labels(noisy_digits):
+def test_corrections_in_the_pass_soften_targets_but_keep_labels_by_default(noisy_digits):
     given = noisy_digits["y_noisy"][:200]
-    allowed, _, _ = fit_recording_targets(noisy_digits, 3, momentum=0.0, correction_scope="all")
-    kept, _, _ = fit_recording_targets(
-        noisy_digits, 3, momentum=0.0, correction_scope="all", correction_changes_labels=False
+    allowed, _, _ = fit_recording_targets(
+        noisy_digits, 3, momentum=0.0, correction_scope="all", correction_changes_labels=True
     )
+    kept, _, _ = fit_recording_targets(noisy_digits, 3, momentum=0.0, correction_scope="all")
     assert (allowed.soft_targets.argmax(axis=1) != given).sum() >= 10
     np.testing.assert_array_equal(kept.soft_targets.argmax(axis=1), given)
     softened = ~np.isclose(kept.soft_targets, np.eye(10)[given]).all(axis=1)
