@@ -19,12 +19,15 @@ larger than the second. The rules:
   of each given class on its own.
 
 Each share is given as its lowest–highest value over the correcting epochs;
-`kept` is the mean count.
+`kept` is the mean count. A second table lists, at the last correcting pass,
+the commonest (given label → prediction) pairs among the doubted samples
+whose given label is *right*: the relabellings that would do harm.
 
     KERAS_BACKEND=tensorflow python benchmarks/correction_audit.py --noise asym40 [--seed 0] [--set KEY=VALUE ...]
 """
 
 import argparse
+import collections
 import contextlib
 import tempfile
 from pathlib import Path
@@ -84,8 +87,15 @@ def score(masks, predicted, given, truth):
     return scores
 
 
-def auditing_callback(audits):
-    """A `MixNNCallback` subclass that scores the rules after each correcting pass, into `audits`."""
+def auditing_callback(audits, pairs):
+    """A `MixNNCallback` subclass that scores the rules after each correcting pass.
+
+    Args:
+        audits: a list it appends `(mixnn_epoch, scores)` to.
+        pairs: a `collections.Counter` it fills, at each correcting pass, with
+            the (given, predicted) pairs of the doubted samples whose given
+            label is right.
+    """
     from keras import ops
 
     from keras_mixnn.callback import MixNNCallback
@@ -99,7 +109,11 @@ def auditing_callback(audits):
             clean_probability = ops.convert_to_numpy(model.state.clean_probability)
             masks = rule_masks(self._logits, self._features, given, clean_probability, model.seed + mixnn_epoch)
             truth = np.asarray(self.true_labels)
-            audits.append((mixnn_epoch, score(masks, self._logits.argmax(axis=1), given, truth)))
+            predicted = self._logits.argmax(axis=1)
+            audits.append((mixnn_epoch, score(masks, predicted, given, truth)))
+            harmful = masks["doubted"] & (given == truth)
+            pairs.clear()
+            pairs.update(zip(given[harmful].tolist(), predicted[harmful].tolist()))
 
     return AuditingCallback
 
@@ -115,6 +129,15 @@ def table(audits):
         right = [scores[rule][1] for _, scores in audits if scores[rule][0]]
         given = [scores[rule][2] for _, scores in audits if scores[rule][0]]
         lines.append(f"| {rule} | {np.mean(counts):.0f} | {_range(right)} | {_range(given)} |")
+    return "\n".join(lines)
+
+
+def pair_table(pairs, class_names, top=6):
+    """Markdown: the commonest (given → predicted) pairs, with their share of all such samples."""
+    total = sum(pairs.values())
+    lines = ["| given label (right) | predicted | samples | share |", "|---|---|---|---|"]
+    for (given, predicted), count in pairs.most_common(top):
+        lines.append(f"| {class_names[given]} | {class_names[predicted]} | {count} | {count / total:.2f} |")
     return "\n".join(lines)
 
 
@@ -138,15 +161,18 @@ def main():
 
     recipe = apply_overrides(cpu_cifar(args.noise, seed=args.seed), args.overrides)
     data = datasets.load("cifar10", data_dir=str(args.data))
-    audits = []
+    audits, pairs = [], collections.Counter()
     with contextlib.ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory())
-        stack.enter_context(mock.patch.object(runner, "MixNNCallback", auditing_callback(audits)))
+        stack.enter_context(mock.patch.object(runner, "MixNNCallback", auditing_callback(audits, pairs)))
         metrics = runner.run(recipe, Path(scratch) / "run", data, verbose=0)
     print(f"{args.noise}, seed {args.seed}: test top-1 {metrics['test_top1']:.3f}, labels right "
           f"{metrics['label_accuracy']:.3f} (given {metrics['given_label_accuracy']:.3f}); "
           f"{len(audits)} correcting passes audited")  # fmt: skip
     print(table(audits))
+    print()
+    print(f"Doubted samples whose given label is right, at the last correcting pass ({sum(pairs.values())}):")
+    print(pair_table(pairs, list(data.class_names)))
 
 
 if __name__ == "__main__":

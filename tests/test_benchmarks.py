@@ -110,6 +110,7 @@ def test_correction_audit_scores_every_rule_against_the_true_labels(tiny_cifar):
     for rule in ("doubted", "confident 0.5", "confident 0.9", "P(clean) < 0.01", "neighbours agree",
                  "class-wise mixture"):  # fmt: skip
         assert re.search(rf"\| {re.escape(rule)} \| {NUMBER} \| ", output), output
+    assert "| given label (right) | predicted | samples | share |" in output
 
 
 @pytest.mark.slow
