@@ -131,6 +131,11 @@ def _correction_line(recipe):
         return "# label correction: none"
     from keras_mixnn import correction_schedule
 
+    if not recipe.correction_changes_labels:
+        return (
+            f"# label correction: {recipe.correcting_epochs} correcting epochs of {recipe.epochs}; targets soften, "
+            "labels stay (correction_changes_labels=False)"
+        )
     needed = correction_schedule.corrections_to_leave_label(recipe.momentum)
     line = (
         f"# label correction: {recipe.correcting_epochs} correcting epochs of {recipe.epochs}; a target can leave "

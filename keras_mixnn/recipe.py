@@ -399,8 +399,12 @@ class Recipe:
         )
 
     def correction_shortfall(self):
-        """A sentence saying that this run's label correction cannot change a label, or `None`."""
-        if self.method != "mixnn" or not self.label_correction:
+        """A sentence saying that this run's label correction cannot change a label, or `None`.
+
+        `None` too where no correction may change a label by design
+        (`correction_changes_labels=False`).
+        """
+        if self.method != "mixnn" or not self.label_correction or not self.correction_changes_labels:
             return None
         return correction_schedule.correction_shortfall(
             self.epochs,

@@ -58,6 +58,10 @@ def test_show_says_how_many_epochs_correct_and_whether_that_is_enough():
     short = invoke("show", "digits_sym40", "--set", "epochs=25").output.strip().splitlines()[-1]
     assert short.startswith("# label correction: 5 correcting epochs of 25") and short.endswith("too few, no label will change")
     assert invoke("show", "digits_sym40", "--set", "method=ce").output.strip().endswith("# label correction: none")
+    kept = invoke("show", "digits_sym40", "--set", "epochs=25", "--set", "correction_changes_labels=false")
+    assert kept.output.strip().splitlines()[-1] == (
+        "# label correction: 5 correcting epochs of 25; targets soften, labels stay (correction_changes_labels=False)"
+    )
 
 
 def test_run_warns_before_training_when_correction_cannot_change_a_label(digits_run):

@@ -171,11 +171,18 @@ def test_batch_correction_updates_targets_inside_the_step(backbone, noisy_digits
 
 def test_fit_warns_when_too_few_corrections_can_change_a_label(backbone, noisy_digits):
     x, y = noisy_digits["x_train"][:100], noisy_digits["y_noisy"][:100]
-    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, seed=0)
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=1, correction_changes_labels=True, seed=0)
     model.compile(optimizer="adam")
     with pytest.warns(UserWarning, match="Label correction runs in 1 of the 2 epochs .* only after 7 corrections"):
         model.fit(x, y, epochs=2, batch_size=50, verbose=0)
-    halving = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, momentum=0.5, seed=0)
+    keeping = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=1, seed=0)
+    keeping.compile(optimizer="adam")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # The default keeps every label: nothing falls short.
+        keeping.fit(x, y, epochs=2, batch_size=50, verbose=0)
+    halving = kmx.MixNNModel(
+        tiny_backbone(), warmup_epochs=1, correction_start=1, momentum=0.5, correction_changes_labels=True, seed=0
+    )
     halving.compile(optimizer="adam")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # Two corrections at momentum 0.5 suffice: no warning.

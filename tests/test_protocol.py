@@ -98,8 +98,10 @@ def test_correcting_epochs_count_from_correction_start_never_during_warmup():
     timing = dict(correction_start=3, warmup_epochs=5, correction_every=2)
     assert [e for e in range(12) if correction_schedule.corrects_in(e, **timing)] == [5, 7, 9, 11]
     assert correction_schedule.correcting_epochs(12, **timing) == 4
-    recipe = Recipe(epochs=40, warmup_epochs=10, correction_start=35)
+    recipe = Recipe(epochs=40, warmup_epochs=10, correction_start=35, correction_changes_labels=True)
     assert recipe.correcting_epochs == 5
     assert "runs in 5 of the 40 epochs" in recipe.correction_shortfall()
     assert recipe.replace(correction_start=20).correction_shortfall() is None
     assert recipe.replace(method="ce").correction_shortfall() is None
+    # Corrections that keep every label have nothing to fall short of.
+    assert recipe.replace(correction_changes_labels=False).correction_shortfall() is None
