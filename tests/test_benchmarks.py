@@ -155,3 +155,23 @@ def test_memory_benchmark_reports_growth_for_each_size():
     output = run_benchmark("memory.py", "--sizes", 500, 1000)
     rows = table_rows(output)
     assert [row.split("|")[1].strip() for row in rows] == ["500", "1,000"]
+
+
+def test_accuracy_table_reads_a_run_recorded_before_a_field_existed_as_it_trained(tmp_path):
+    from keras_mixnn.recipe import BEFORE_FIELD_EXISTED, cpu_cifar
+
+    today = cpu_cifar("asym40", seed=0).to_dict()
+    old = {name: value for name, value in today.items() if name != "correction_changes_labels"}
+    row = {"noise": "asym40", "method": "mixnn", "seed": 0, "recipe": old, "test_top1": 0.52, "label_accuracy": 0.725,
+           "given_label_accuracy": 0.8, "detection_auc": 0.6, "memorised": 0.7, "minutes": 10.0,
+           "holdout_true_accuracy": 0.54, "history": {"val_accuracy": [0.5] * today["epochs"]}}  # fmt: skip
+    ce_recipe = cpu_cifar("asym40", method="ce", seed=0).to_dict()
+    del ce_recipe["correction_changes_labels"]
+    ce = {**row, "method": "ce", "recipe": ce_recipe, "label_accuracy": 0.8}  # A MixNN-only field leaves CE as it was.
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(row) + "\n" + json.dumps(ce) + "\n")
+    output = run_benchmark("accuracy.py", "--results", results, "--table")
+    # It relabelled, as every run did before the field existed: not today's protocol run.
+    assert BEFORE_FIELD_EXISTED["correction_changes_labels"] is True
+    assert "| asym40 | mixnn | 0 | correction_changes_labels=True | 0.520 |" in output, output
+    assert "| asym40 | ce | 0 | 0.520 |" in output, output
