@@ -68,7 +68,9 @@ class MixNNCallback(keras.callbacks.Callback):
     2. finds each sample's K nearest neighbours in feature space (only for
        `neighbour_source="knn"`);
     3. in correction epochs (with `correction_source="pass"`), moves the
-       soft targets towards the predictions (Eq. 14).
+       soft targets towards the predictions (Eq. 14), within the model's
+       `correction_scope` and, unless `correction_changes_labels`, never so
+       far that another class overtakes a sample's given label.
 
     On datasets where a pass over every sample costs more than a training
     epoch, `refresh_every` and `refresh_subset` make the pass rarer or
