@@ -732,10 +732,10 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
-        if self.method != "mixnn" or not self.label_correction or self.correction_start >= end:
+        if self.method != "mixnn" or not self.label_correction or not self.correction_changes_labels:
+            return  # Nothing to fall short of: no correction, or none meant to change a label.
+        if self.correction_start >= end:
             return
-        if not self.correction_changes_labels:
-            return  # No label is meant to change.
         message = correction_schedule.correction_shortfall(end, momentum=self.momentum, **self._correction_timing())
         if message:
             warnings.warn(f"{message} (it may in a later fit call on the same model).", stacklevel=3)
