@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_mixnn import _backend, _validation, distribution
 from keras_mixnn import neighbours as neighbours_lib
+from keras_mixnn._choices import NEIGHBOUR_METRICS
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import predict_samples
 from keras_mixnn.label_issues import detection_report
@@ -131,6 +132,9 @@ class MixNNCallback(keras.callbacks.Callback):
             docs/scaling.md. With `refresh_subset < 1` the components stay
             those of the fit's first, full pass. `None` searches the
             features as they are (the paper). Defaults to `None`.
+        neighbour_metric: `"euclidean"` (the paper) or `"cosine"`, which
+            scales every feature vector (after `feature_dims`' projection)
+            to length 1 before the search. Defaults to `"euclidean"`.
         inference_batch_size: batch size of the inference pass; `None` uses
             the training batch size. Defaults to `None`.
         refresh_every: epochs between passes, counted from the end of
@@ -157,6 +161,7 @@ class MixNNCallback(keras.callbacks.Callback):
         neighbour_search="auto",
         deterministic=None,
         feature_dims=None,
+        neighbour_metric="euclidean",
         inference_batch_size=None,
         refresh_every=1,
         refresh_subset=1.0,
@@ -172,6 +177,7 @@ class MixNNCallback(keras.callbacks.Callback):
         if feature_dims is not None:
             _validation.check_int("feature_dims", feature_dims, minimum=1)
         self.feature_dims = feature_dims
+        self.neighbour_metric = _validation.check_choice("neighbour_metric", neighbour_metric, NEIGHBOUR_METRICS)
         self.inference_batch_size = inference_batch_size
         self.refresh_every = _validation.check_int("refresh_every", refresh_every, minimum=1)
         self.refresh_subset = _validation.check_fraction("refresh_subset", refresh_subset)
@@ -323,6 +329,8 @@ class MixNNCallback(keras.callbacks.Callback):
                 reduction = neighbours_lib.PCAReduction(self.feature_dims, seed=model.seed + mixnn_epoch)
                 self._reduction = reduction.fit(features)
             features = self._reduction.transform(features)
+        if self.neighbour_metric == "cosine":
+            features = neighbours_lib.unit_length(features)
         if self._features is None:
             self._features = features
             self._logits = logits.astype(np.float32, copy=False)

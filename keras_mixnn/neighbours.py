@@ -261,6 +261,17 @@ class PCAReduction:
         return out
 
 
+def unit_length(features):
+    """`features` scaled to Euclidean length 1 per row (all-zero rows stay zero).
+
+    Euclidean neighbours of unit-length rows are their cosine neighbours, so
+    every index searches by cosine distance on them.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
 def exclude_self(candidates, num_neighbours):
     """Drops each row's own index from its candidate list.
 

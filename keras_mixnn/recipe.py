@@ -57,6 +57,7 @@ BEFORE_FIELD_EXISTED = {
     "weight_decay_mode": "decoupled",
     "correction_scope": "all",
     "correction_changes_labels": True,
+    "neighbour_metric": "euclidean",
 }
 # Fields whose default changed, with the earlier default: a run that trained with it and is resumed
 # with a recipe that has today's default keeps the earlier value.
@@ -225,6 +226,7 @@ class Recipe:
     neighbour_search: str = "auto"
     deterministic: typing.Optional[bool] = None
     feature_dims: typing.Optional[int] = None
+    neighbour_metric: str = "euclidean"
     inference_batch_size: typing.Optional[int] = None
     refresh_every: int = 1
     refresh_subset: float = 1.0
@@ -292,6 +294,7 @@ class Recipe:
         check.check_choice("neighbour_search", self.neighbour_search, _choices.SEARCH_METHODS)
         if self.feature_dims is not None:
             check.check_int("feature_dims", self.feature_dims, minimum=1)
+        check.check_choice("neighbour_metric", self.neighbour_metric, _choices.NEIGHBOUR_METRICS)
         if self.inference_batch_size is not None:
             check.check_int("inference_batch_size", self.inference_batch_size, minimum=1)
         check.check_int("refresh_every", self.refresh_every, minimum=1)
@@ -437,7 +440,7 @@ class Recipe:
     def callback_options(self):
         """Keyword arguments of `MixNNCallback`."""
         names = (
-            "neighbour_search deterministic feature_dims inference_batch_size refresh_every refresh_subset "
+            "neighbour_search deterministic feature_dims neighbour_metric inference_batch_size refresh_every refresh_subset "
             "mixture_fit_samples"
         ).split()
         return {name: getattr(self, name) for name in names}

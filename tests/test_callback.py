@@ -134,6 +134,21 @@ def test_same_seed_same_neighbour_tables(backbone, noisy_digits, neighbour_searc
 def test_callback_options_are_checked():
     with pytest.raises(ValueError, match="neighbour_search"):
         kmx.MixNNCallback(neighbour_search="kd-tree")
+    with pytest.raises(ValueError, match="neighbour_metric must be one of"):
+        kmx.MixNNCallback(neighbour_metric="manhattan")
+
+
+def test_cosine_metric_searches_the_features_scaled_to_unit_length(backbone, noisy_digits):
+    from keras_mixnn.neighbours import exact_search, unit_length
+
+    x, y = noisy_digits["x_train"][:300], noisy_digits["y_noisy"][:300]
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=5, seed=3)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))  # The features stay those of the pass.
+    callback = kmx.MixNNCallback(neighbour_search="exact", neighbour_metric="cosine")
+    model.fit(x, y, epochs=2, batch_size=50, callbacks=[callback], verbose=0)
+    features, _ = model.feature_extractor().predict(x, verbose=0)
+    np.testing.assert_array_equal(model.neighbours, exact_search(unit_length(features), 1))
+    assert np.mean(model.neighbours == exact_search(features, 1)) < 1.0  # Not the Euclidean table.
 
 
 def test_feature_dims_searches_the_principal_components_of_the_features(backbone, noisy_digits):

@@ -147,3 +147,15 @@ def test_pca_reduction_keeps_the_main_directions_and_the_neighbours_they_hold():
         PCAReduction(64).fit(features)
     with pytest.raises(ValueError, match="needs fit first"):
         PCAReduction(2).transform(features)
+
+
+def test_unit_length_rows_make_euclidean_neighbours_the_cosine_ones():
+    from keras_mixnn.neighbours import unit_length
+
+    features = np.array([[1.0, 0.0], [10.0, 0.5], [0.9, 0.9], [0.0, 0.0]], dtype="float32")
+    scaled = unit_length(features)
+    np.testing.assert_allclose(np.linalg.norm(scaled[:3], axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(scaled[3], [0.0, 0.0])  # No division by zero.
+    # By distance the first row's nearest is the third; by angle it is the second.
+    assert ExactIndex().search(features[:3], 1)[0, 0] == 2
+    assert ExactIndex().search(scaled[:3], 1)[0, 0] == 1
