@@ -7,7 +7,8 @@ def pytest_runtest_setup(item):
     # `@pytest.mark.backends("torch")`: a costly test whose code does not depend on the backend runs under one.
     marker = item.get_closest_marker("backends")
     if marker is not None and keras.backend.backend() not in marker.args:
-        pytest.skip(f"runs under {' and '.join(marker.args)} only: {marker.kwargs['reason']}")
+        reason = marker.kwargs.get("reason", "its code does not depend on the backend")
+        pytest.skip(f"runs under {' and '.join(marker.args)} only: {reason}")
 
 
 def tiny_backbone(num_features=64, num_classes=10, hidden=32, name=None):
