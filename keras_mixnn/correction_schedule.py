@@ -44,6 +44,11 @@ def corrections_to_leave_label(momentum):
     return math.floor(math.log(0.5) / math.log(momentum)) + 1
 
 
+def relabels(*, method, label_correction, correction_changes_labels):
+    """Whether a run's corrections are meant to change labels, so that too few of them fall short."""
+    return method == "mixnn" and label_correction and correction_changes_labels
+
+
 def correction_shortfall(num_epochs, *, momentum, correction_start, warmup_epochs, correction_every):
     """A sentence saying that label correction cannot change a label in `num_epochs`, or `None` if it can."""
     timing = dict(correction_start=correction_start, warmup_epochs=warmup_epochs, correction_every=correction_every)

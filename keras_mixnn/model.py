@@ -732,9 +732,12 @@ class MixNNModel(keras.Model):
                     "in this call (it will in a later fit call on the same model).",
                     stacklevel=3,
                 )
-        if self.method != "mixnn" or not self.label_correction or not self.correction_changes_labels:
-            return  # Nothing to fall short of: no correction, or none meant to change a label.
-        if self.correction_start >= end:
+        relabels = correction_schedule.relabels(
+            method=self.method,
+            label_correction=self.label_correction,
+            correction_changes_labels=self.correction_changes_labels,
+        )
+        if not relabels or self.correction_start >= end:
             return
         message = correction_schedule.correction_shortfall(end, momentum=self.momentum, **self._correction_timing())
         if message:

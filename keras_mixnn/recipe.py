@@ -407,7 +407,12 @@ class Recipe:
         `None` too where no correction may change a label by design
         (`correction_changes_labels=False`).
         """
-        if self.method != "mixnn" or not self.label_correction or not self.correction_changes_labels:
+        relabels = correction_schedule.relabels(
+            method=self.method,
+            label_correction=self.label_correction,
+            correction_changes_labels=self.correction_changes_labels,
+        )
+        if not relabels:
             return None
         return correction_schedule.correction_shortfall(
             self.epochs,
