@@ -43,8 +43,9 @@ def released_code():
     features; plain mixup with a `-p(y)` loss between warm-up and `E_s`; the
     mixture fitted against the current targets' argmax; neighbours'
     soft targets in the mix; corrections from each batch's predictions, only
-    every 10th epoch. (Its `+1e-10` in lambda and its K = 1 only are not
-    reproduced: lambda is Eq. 10 with a uniform fallback, and any K works.)
+    every 10th epoch; warm-up epochs without augmentation. (Its `+1e-10` in
+    lambda and its K = 1 only are not reproduced: lambda is Eq. 10 with a
+    uniform fallback, and any K works.)
     """
     return {
         "method": "mixnn",
@@ -59,6 +60,7 @@ def released_code():
         "neighbour_targets": "soft",
         "correction_scope": "all",
         "correction_changes_labels": True,
+        "warmup_augmentation": False,
     }
 
 

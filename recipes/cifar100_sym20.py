@@ -4,9 +4,12 @@
 #   MixNN 74.81 ± 0.14   (this file)
 #   CE    58.72 ± 0.26   (--set method=ce)
 # Noise: 20% of the training labels moved to another class drawn uniformly (seeded).
-# Setting (paper_cifar): CIFAR ResNet-34, SGD momentum 0.9, weight decay 1e-3, batch 128,
-# 300 epochs, cosine annealing restarting every 10 epochs from 0.02 to 0.001,
-# 30 warm-up epochs, K=1 neighbour, E_s=60, alpha=0.9, random crop (padding 4) and flip.
+# Setting (paper_cifar): CIFAR ResNet-34, SGD momentum 0.9, weight decay 1e-3 (coupled, as PyTorch's
+# SGD applies it), batch 128, 300 epochs, cosine annealing restarting every 10 epochs from 0.02 to
+# 0.001 (stepped per epoch), 30 warm-up epochs without augmentation (as the released code trains
+# them), K=1 neighbour, E_s=60, alpha=0.9, random crop per image (padding 4) and flip.
+# Corrections soften targets but keep every given label (the library's default);
+# --set correction_changes_labels=true relabels as the paper's Eq. 14 does.
 # `keras-mixnn show` prints every field; change any with --set KEY=VALUE.
 from keras_mixnn.recipe import paper_cifar
 

@@ -4,9 +4,12 @@
 #   MixNN 90.25 ± 0.76   (this file)
 #   CE    80.11 ± 1.44   (--set method=ce)
 # Noise: 40% of each source class flipped: truck->automobile, bird->airplane, deer->horse, cat<->dog.
-# Setting (paper_cifar): CIFAR ResNet-34, SGD momentum 0.9, weight decay 1e-3, batch 128,
-# 300 epochs, cosine annealing restarting every 10 epochs from 0.02 to 0.001,
-# 10 warm-up epochs, K=1 neighbour, E_s=60, alpha=0.9, random crop (padding 4) and flip.
+# Setting (paper_cifar): CIFAR ResNet-34, SGD momentum 0.9, weight decay 1e-3 (coupled, as PyTorch's
+# SGD applies it), batch 128, 300 epochs, cosine annealing restarting every 10 epochs from 0.02 to
+# 0.001 (stepped per epoch), 10 warm-up epochs without augmentation (as the released code trains
+# them), K=1 neighbour, E_s=60, alpha=0.9, random crop per image (padding 4) and flip.
+# Corrections soften targets but keep every given label (the library's default);
+# --set correction_changes_labels=true relabels as the paper's Eq. 14 does.
 # `keras-mixnn show` prints every field; change any with --set KEY=VALUE.
 from keras_mixnn.recipe import paper_cifar
 
