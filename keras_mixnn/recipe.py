@@ -445,8 +445,8 @@ class Recipe:
     def callback_options(self):
         """Keyword arguments of `MixNNCallback`."""
         names = (
-            "neighbour_search deterministic feature_dims neighbour_metric inference_batch_size refresh_every refresh_subset "
-            "mixture_fit_samples"
+            "neighbour_search deterministic feature_dims neighbour_metric inference_batch_size refresh_every "
+            "refresh_subset mixture_fit_samples"
         ).split()
         return {name: getattr(self, name) for name in names}
 
