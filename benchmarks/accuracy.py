@@ -130,7 +130,8 @@ MIXNN_ONLY = (
     "num_neighbours correction_start momentum weighting neighbour_source label_correction correction_every "
     "warmup_mixup mixture_loss_on correction_source neighbour_targets correction_scope correction_changes_labels "
     "feature_layer "
-    "neighbour_search deterministic feature_dims neighbour_metric refresh_every refresh_subset mixture_fit_samples"
+    "neighbour_search deterministic feature_dims neighbour_metric refresh_every refresh_subset mixture_fit_samples "
+    "loss_window"
 ).split()
 
 

@@ -149,6 +149,12 @@ class MixNNCallback(keras.callbacks.Callback):
             on, a seeded random subset of them when there are more (every
             sample is still scored); `None` fits on all. Defaults to
             `100_000`, within 0.01 of a fit on all at a million samples.
+        loss_window: fit the mixture to each sample's loss averaged over
+            the last `loss_window` passes (each pass's losses min-max
+            normalised first), as the released code does at 80% noise with
+            5; the model's state keeps the window, so a resumed run goes on
+            with it. `PassRecord.losses` then holds the averages. `1` fits
+            each pass's losses alone (the paper). Defaults to `1`.
         true_labels: `(N,)` the clean labels of the training samples, when
             they are known (simulated noise), to log how well MixNN finds
             and corrects the wrong ones; `None` logs neither figure.
@@ -166,6 +172,7 @@ class MixNNCallback(keras.callbacks.Callback):
         refresh_every=1,
         refresh_subset=1.0,
         mixture_fit_samples=MAX_FIT_SAMPLES,
+        loss_window=1,
         true_labels=None,
     ):
         super().__init__()
@@ -184,6 +191,7 @@ class MixNNCallback(keras.callbacks.Callback):
         if mixture_fit_samples is not None:
             _validation.check_int("mixture_fit_samples", mixture_fit_samples, minimum=2)
         self.mixture_fit_samples = mixture_fit_samples
+        self.loss_window = _validation.check_int("loss_window", loss_window, minimum=1)
 
     def on_train_begin(self, logs=None):
         self.last_pass = None
@@ -343,6 +351,8 @@ class MixNNCallback(keras.callbacks.Callback):
 
         losses = np.full(num_samples, np.nan)
         losses[readable] = per_sample_cross_entropy(self._logits[readable], mixture_loss_labels(model)[readable])
+        if self.loss_window > 1:
+            losses = self._windowed(state, losses, readable)
         clean_probability = np.zeros(num_samples, dtype=np.float32)
         clean_probability[readable], mixture = fit_loss_mixture(
             losses[readable], seed=model.seed + mixnn_epoch, max_fit_samples=self.mixture_fit_samples
@@ -374,6 +384,20 @@ class MixNNCallback(keras.callbacks.Callback):
                 self._mean_lambda = float(self._lambda[readable].mean())
         elif model.weighting == "gmm":
             self._mean_lambda = np.nan
+
+    def _windowed(self, state, losses, readable):
+        """Each sample's normalised loss averaged over this pass and the window's earlier ones."""
+        normalised = np.full(len(losses), np.nan, dtype=np.float32)
+        lowest, highest = losses[readable].min(), losses[readable].max()
+        normalised[readable] = (losses[readable] - lowest) / max(highest - lowest, np.finfo(np.float32).tiny)
+        history = normalised[None]
+        if state.loss_history is not None:
+            history = np.concatenate([state.loss_history[-(self.loss_window - 1) :], history])
+        state.loss_history = history
+        averaged = np.full(len(losses), np.nan)
+        # This pass is finite wherever readable; an earlier pass may have found a since-mended file unreadable.
+        averaged[readable] = np.nanmean(history[:, readable], axis=0)
+        return averaged
 
     def _subset(self, seed, mixnn_epoch, num_samples):
         """Sorted sample positions this pass embeds, or `None` for all."""

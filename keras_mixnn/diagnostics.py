@@ -32,7 +32,8 @@ class RunDiagnostics(keras.callbacks.Callback):
     beginning of the first epoch after warm-up it saves that callback's
     `last_pass`; at the end of training it runs one inference pass of its
     own (no augmentation), fits the mixture to its losses as the callback
-    would, and embeds a seeded sample of the training set.
+    would with `loss_window=1`, and embeds a seeded sample of the training
+    set.
 
     Args:
         directory: the folder the files go to (a `pathlib.Path`).

@@ -58,6 +58,7 @@ BEFORE_FIELD_EXISTED = {
     "correction_scope": "all",
     "correction_changes_labels": True,
     "neighbour_metric": "euclidean",
+    "loss_window": 1,
 }
 # Fields whose default changed, with the earlier default: a run that trained with it and is resumed
 # with a recipe that has today's default keeps the earlier value.
@@ -69,7 +70,7 @@ class Recipe:
     """Everything a run needs: data, noise, network, schedule and MixNN.
 
     The fields from `method` to `feature_layer` are `MixNNModel`'s arguments
-    and those from `neighbour_search` to `mixture_fit_samples` are
+    and those from `neighbour_search` to `loss_window` are
     `MixNNCallback`'s, with the same meaning and defaults; see their
     docstrings. Every field is checked when the recipe is made.
 
@@ -231,6 +232,7 @@ class Recipe:
     refresh_every: int = 1
     refresh_subset: float = 1.0
     mixture_fit_samples: typing.Optional[int] = 100_000
+    loss_window: int = 1
     # Loading
     workers: int = 1
     use_multiprocessing: bool = False
@@ -301,6 +303,7 @@ class Recipe:
         check.check_fraction("refresh_subset", self.refresh_subset)
         if self.mixture_fit_samples is not None:
             check.check_int("mixture_fit_samples", self.mixture_fit_samples, minimum=2)
+        check.check_int("loss_window", self.loss_window, minimum=1)
         check.check_int("workers", self.workers, minimum=1)
         check.check_int("devices", self.devices, minimum=1)
         for name in ("batch_size", "inference_batch_size"):
@@ -446,7 +449,7 @@ class Recipe:
         """Keyword arguments of `MixNNCallback`."""
         names = (
             "neighbour_search deterministic feature_dims neighbour_metric inference_batch_size refresh_every "
-            "refresh_subset mixture_fit_samples"
+            "refresh_subset mixture_fit_samples loss_window"
         ).split()
         return {name: getattr(self, name) for name in names}
 

@@ -19,7 +19,14 @@ class MixNNState(keras.layers.Layer):
         given_labels: `(N,)` the labels training started from.
         neighbours: `(N, K)` neighbour indices, `-1` before the first pass.
         epoch: epochs of MixNN training completed so far.
+
+    Beside them, `loss_history` holds on the host the min-max normalised
+    per-sample losses of the last passes, oldest first, as a `(passes, N)`
+    float32 array, for `MixNNCallback(loss_window=...)`; `None` where no
+    window is kept. Checkpoints carry it too.
     """
+
+    loss_history = None
 
     def check_fits(self, num_classes, num_neighbours):
         """Raises if this state was made for another number of classes or K."""
@@ -60,11 +67,14 @@ class MixNNState(keras.layers.Layer):
         self.given_labels.assign(labels)
         self.neighbours.assign(np.full(self.neighbours.shape, -1, dtype=np.int32))
         self.epoch.assign(0)
+        self.loss_history = None
 
     def save_own_variables(self, store):
         if self.built:
             for name in _FLOAT_STATE + _INT_STATE:
                 store[name] = keras.ops.convert_to_numpy(getattr(self, name))
+            if self.loss_history is not None:
+                store["loss_history"] = self.loss_history
 
     def load_own_variables(self, store):
         if "soft_targets" not in store:
@@ -74,3 +84,4 @@ class MixNNState(keras.layers.Layer):
             self.build(num_samples, num_classes, store["neighbours"].shape[1])
         for name in _FLOAT_STATE + _INT_STATE:
             getattr(self, name).assign(np.asarray(store[name]))
+        self.loss_history = np.asarray(store["loss_history"], dtype=np.float32) if "loss_history" in store else None

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 import keras_mixnn as kmx
 from keras_mixnn.callback import LOG_KEYS
+from keras_mixnn.mixture import per_sample_cross_entropy
 
 
 class RecordCleanProbability(keras.callbacks.Callback):
@@ -136,6 +137,8 @@ def test_callback_options_are_checked():
         kmx.MixNNCallback(neighbour_search="kd-tree")
     with pytest.raises(ValueError, match="neighbour_metric must be one of"):
         kmx.MixNNCallback(neighbour_metric="manhattan")
+    with pytest.raises(ValueError, match="loss_window"):
+        kmx.MixNNCallback(loss_window=0)
 
 
 def test_cosine_metric_searches_the_features_scaled_to_unit_length(backbone, noisy_digits):
@@ -149,6 +152,39 @@ def test_cosine_metric_searches_the_features_scaled_to_unit_length(backbone, noi
     features, _ = model.feature_extractor().predict(x, verbose=0)
     np.testing.assert_array_equal(model.neighbours, exact_search(unit_length(features), 1))
     assert np.mean(model.neighbours == exact_search(features, 1)) < 1.0  # Not the Euclidean table.
+
+
+class PassLosses(keras.callbacks.Callback):
+    """Records, before each epoch, every sample's loss under the weights the pass just saw."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.losses = x, y, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logits = self.model.backbone.predict(self.x, batch_size=50, verbose=0)
+        self.losses.append(per_sample_cross_entropy(logits, self.y))
+
+
+def test_loss_window_fits_the_mixture_to_the_mean_of_the_last_passes(tmp_path, backbone, noisy_digits):
+    x, y = noisy_digits["x_train"][:300], noisy_digits["y_noisy"][:300]
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=4, seed=3)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
+    recorder = PassLosses(x, y)
+    model.fit(x, y, epochs=5, batch_size=50, verbose=0, callbacks=[kmx.MixNNCallback(loss_window=3), recorder])
+
+    # Passes ran before epochs 2 to 5; the window holds the last three, each min-max normalised.
+    expected = np.stack([(losses - losses.min()) / (losses.max() - losses.min()) for losses in recorder.losses[2:]])
+    np.testing.assert_allclose(model.state.loss_history, expected, atol=1e-5)
+    assert np.abs(np.diff(expected, axis=0)).max() > 0.05  # Training moved the losses between passes.
+    averaged = expected.mean(axis=0)
+    expected_probability = kmx.mixture.fit_clean_probability(averaged, seed=3 + 4)
+    np.testing.assert_allclose(model.clean_probability, expected_probability, atol=1e-3)
+
+    model.save_weights(tmp_path / "window.weights.h5")  # Resuming goes on with the same window.
+    restored = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, correction_start=10, seed=3)
+    restored.load_weights(tmp_path / "window.weights.h5")
+    np.testing.assert_array_equal(restored.state.loss_history, model.state.loss_history)
 
 
 def test_feature_dims_searches_the_principal_components_of_the_features(backbone, noisy_digits):

@@ -24,6 +24,8 @@ from keras_mixnn import diagnostics  # Importing keras_mixnn registers MixNNMode
 WORKER = pathlib.Path(__file__).resolve().with_name("_resume_worker.py")
 RECIPE = pathlib.Path(__file__).resolve().parents[1] / "recipes" / "digits_sym40.py"
 QUICK = ["--set", "epochs=6", "--set", "warmup_epochs=1", "--set", "correction_start=2"]
+# The loss window spans the kill: the resumed run must go on with the passes the killed one made.
+WINDOW = ["--set", "loss_window=3"]
 pytestmark = pytest.mark.slow
 
 
@@ -81,7 +83,7 @@ def read_rows(path):
 def test_run_resume_continues_a_killed_run_exactly(tmp_path):
     backend = ["--backend", keras.backend.backend()]
     full, interrupted = tmp_path / "full", tmp_path / "interrupted"
-    run = ["run", RECIPE, *QUICK, *backend]
+    run = ["run", RECIPE, *QUICK, *WINDOW, *backend]
     worker("cli", tmp_path, "full", "--", *run, "--output", full)
     kill_during_fourth_epoch("cli", tmp_path, "interrupted", "--", *run, "--output", interrupted)
     assert len(read_rows(interrupted / "history.csv")) == 3
