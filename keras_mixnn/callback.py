@@ -35,8 +35,10 @@ class PassRecord(typing.NamedTuple):
     Attributes:
         mixnn_epoch: the MixNN epoch the pass came before (the number of
             epochs trained so far).
-        losses: `(N,)` per-sample cross-entropy the mixture was fitted to;
-            NaN for samples found unreadable.
+        losses: `(N,)` what the mixture was fitted to: each sample's
+            cross-entropy, or with `loss_window > 1` its min-max normalised
+            loss averaged over the window; NaN for samples found
+            unreadable.
         mixture: the fitted `keras_mixnn.mixture.LossMixture`, or `None`
             where the fit fell back to equal probabilities.
     """
@@ -153,7 +155,9 @@ class MixNNCallback(keras.callbacks.Callback):
             the last `loss_window` passes (each pass's losses min-max
             normalised first), as the released code does at 80% noise with
             5; the model's state keeps the window, so a resumed run goes on
-            with it. `PassRecord.losses` then holds the averages. `1` fits
+            with it. The window counts passes (`refresh_every`), and with
+            `refresh_subset < 1` a sample not embedded again counts with its
+            last loss. `PassRecord.losses` then holds the averages. `1` fits
             each pass's losses alone (the paper). Defaults to `1`.
         true_labels: `(N,)` the clean labels of the training samples, when
             they are known (simulated noise), to log how well MixNN finds
@@ -353,6 +357,8 @@ class MixNNCallback(keras.callbacks.Callback):
         losses[readable] = per_sample_cross_entropy(self._logits[readable], mixture_loss_labels(model)[readable])
         if self.loss_window > 1:
             losses = self._windowed(state, losses, readable)
+        else:
+            state.loss_history = None  # An earlier fit's window must not rejoin a later one.
         clean_probability = np.zeros(num_samples, dtype=np.float32)
         clean_probability[readable], mixture = fit_loss_mixture(
             losses[readable], seed=model.seed + mixnn_epoch, max_fit_samples=self.mixture_fit_samples

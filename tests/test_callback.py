@@ -186,6 +186,9 @@ def test_loss_window_fits_the_mixture_to_the_mean_of_the_last_passes(tmp_path, b
     restored.load_weights(tmp_path / "window.weights.h5")
     np.testing.assert_array_equal(restored.state.loss_history, model.state.loss_history)
 
+    model.fit(x, y, epochs=1, batch_size=50, verbose=0)  # A later fit without a window drops the old one.
+    assert model.state.loss_history is None
+
 
 def test_feature_dims_searches_the_principal_components_of_the_features(backbone, noisy_digits):
     from keras_mixnn.neighbours import PCAReduction, exact_search
