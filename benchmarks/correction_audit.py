@@ -98,6 +98,7 @@ def auditing_callback(audits, pairs):
     """
     from keras import ops
 
+    from keras_mixnn import seeds
     from keras_mixnn.callback import MixNNCallback
 
     class AuditingCallback(MixNNCallback):
@@ -107,7 +108,8 @@ def auditing_callback(audits, pairs):
                 return
             given = ops.convert_to_numpy(model.state.given_labels)
             clean_probability = ops.convert_to_numpy(model.state.clean_probability)
-            masks = rule_masks(self._logits, self._features, given, clean_probability, model.seed + mixnn_epoch)
+            mixture_seed = seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch)
+            masks = rule_masks(self._logits, self._features, given, clean_probability, mixture_seed)
             truth = np.asarray(self.true_labels)
             predicted = self._logits.argmax(axis=1)
             audits.append((mixnn_epoch, score(masks, predicted, given, truth)))

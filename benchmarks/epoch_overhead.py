@@ -76,7 +76,7 @@ class TimedMixNNCallback(kmx.MixNNCallback):
         super().on_train_begin(logs)
         self._epochs_this_fit = 0
         self._extractor.predict = self._timed("inference", self._extractor.predict)
-        self._index.search = self._timed("neighbours", self._index.search)
+        self._search = self._timed("neighbours", self._search)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current = {"inference": 0.0, "neighbours": 0.0, "mixture": 0.0, "pass": 0.0}

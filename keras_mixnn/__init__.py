@@ -8,7 +8,7 @@ before importing this package.
 
 __version__ = "0.1.0"
 
-from keras_mixnn import architectures, checkpoint, datasets, distribution, label_issues, mixture, neighbours, noise, presets, recipe  # noqa: E402
+from keras_mixnn import architectures, checkpoint, datasets, distribution, label_issues, mixture, neighbours, noise, presets, recipe, seeds  # noqa: E402
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError  # noqa: E402
 from keras_mixnn.checkpoint import EpochCheckpoint  # noqa: E402
 from keras_mixnn.data import ArrayDataset, MixNNDataset  # noqa: E402
@@ -38,4 +38,5 @@ __all__ = [
     "noise",
     "presets",
     "recipe",
+    "seeds",
 ]

@@ -7,7 +7,8 @@ a seeded `Dense` layer of logits on the pooled features.
 """
 
 import keras
-import numpy as np
+
+from keras_mixnn import seeds
 
 APPLICATIONS = {
     "resnet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
@@ -81,7 +82,7 @@ def build_application(name, *, num_classes, crop_size, weights="imagenet", seed=
     x = keras.layers.CenterCrop(crop_size, crop_size, name="center_crop")(inputs)
     x = ApplicationPreprocessing(name, name="preprocess_input")(x)
     x = base(x)
-    head_init = keras.initializers.GlorotUniform(seed=int(np.random.default_rng([seed, 1]).integers(2**31 - 1)))
+    head_init = keras.initializers.GlorotUniform(seed=seeds.integer_seed(seed, seeds.Stream.INITIAL_WEIGHTS, 1))
     # Logits in float32 also under a mixed-precision policy, for a stable loss.
     outputs = keras.layers.Dense(num_classes, kernel_initializer=head_init, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name), note
@@ -93,7 +94,7 @@ def _seed_initial_weights(model, seed):
     `keras.applications` builds its layers with unseeded initializers, which
     draw from Keras' global random state.
     """
-    rng = np.random.default_rng([seed, 2])
+    rng = seeds.generator(seed, seeds.Stream.INITIAL_WEIGHTS, 2)
     for layer in model.layers:
         for attribute in ("kernel", "depthwise_kernel"):
             variable = getattr(layer, attribute, None)

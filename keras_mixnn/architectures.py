@@ -15,7 +15,7 @@ import numbers
 import keras
 import numpy as np
 
-from keras_mixnn import _validation
+from keras_mixnn import _validation, seeds
 
 NAMES = ("resnet34", "resnet18", "cnn", "cnn_wide", "mlp")
 
@@ -86,7 +86,7 @@ class _SeedSequence:
     """Distinct initializer seeds drawn from `seed`: one per layer, so same-shaped layers differ."""
 
     def __init__(self, seed):
-        self._rng = np.random.default_rng(seed)
+        self._rng = seeds.generator(seed, seeds.Stream.INITIAL_WEIGHTS)
 
     def _next(self):
         return int(self._rng.integers(0, 2**31 - 1))

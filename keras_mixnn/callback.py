@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mixnn import _backend, _validation, distribution
+from keras_mixnn import _backend, _validation, distribution, seeds
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn._choices import NEIGHBOUR_METRICS
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
@@ -220,12 +220,7 @@ class MixNNCallback(keras.callbacks.Callback):
                     "network gives each sample; use fewer, or None to search the features as they are."
                 )
         self._reduction = None
-        deterministic = self.deterministic
-        if deterministic is None:
-            deterministic = not _backend.accelerator_available()
-        self._index = neighbours_lib.get_index(
-            self.neighbour_search, num_samples=self._data.num_samples, seed=model.seed, deterministic=deterministic
-        )
+        self._make_index(model)  # Here, so that a missing search library stops the run before it trains.
         self._features = self._logits = self._neighbours = self._lambda = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -235,11 +230,11 @@ class MixNNCallback(keras.callbacks.Callback):
         self._targets_before = ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
         self._refreshed = 0.0
         if model.method != "mixnn" or mixnn_epoch < model.warmup_epochs:
-            self._data.begin_epoch(mixnn_epoch)
+            self._data.begin_epoch(mixnn_epoch, default_seed=model.seed)
             return
         if self._needs_pass(model, mixnn_epoch):
             self._refresh(model, mixnn_epoch)
-        self._data.begin_epoch(mixnn_epoch, self._neighbours)
+        self._data.begin_epoch(mixnn_epoch, self._neighbours, default_seed=model.seed)
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
@@ -338,7 +333,9 @@ class MixNNCallback(keras.callbacks.Callback):
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self.feature_dims is not None:
             if subset is None:  # Every sample embedded anew: fit the components to them.
-                reduction = neighbours_lib.PCAReduction(self.feature_dims, seed=model.seed + mixnn_epoch)
+                reduction = neighbours_lib.PCAReduction(
+                    self.feature_dims, seed=seeds.integer_seed(model.seed, seeds.Stream.PCA, mixnn_epoch)
+                )
                 self._reduction = reduction.fit(features)
             features = self._reduction.transform(features)
         if self.neighbour_metric == "cosine":
@@ -361,7 +358,9 @@ class MixNNCallback(keras.callbacks.Callback):
             state.loss_history = None  # An earlier fit's window must not rejoin a later one.
         clean_probability = np.zeros(num_samples, dtype=np.float32)
         clean_probability[readable], mixture = fit_loss_mixture(
-            losses[readable], seed=model.seed + mixnn_epoch, max_fit_samples=self.mixture_fit_samples
+            losses[readable],
+            seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
+            max_fit_samples=self.mixture_fit_samples,
         )
         self.last_pass = PassRecord(mixnn_epoch, losses, mixture)
 
@@ -410,11 +409,25 @@ class MixNNCallback(keras.callbacks.Callback):
         if self._features is None or self.refresh_subset >= 1.0:
             return None
         size = max(1, int(round(self.refresh_subset * num_samples)))
-        rng = np.random.default_rng([seed, mixnn_epoch, 1])
+        rng = seeds.generator(seed, seeds.Stream.REFRESH_SUBSET, mixnn_epoch)
         return np.sort(rng.choice(num_samples, size=size, replace=False))
+
+    def _make_index(self, model):
+        deterministic = self.deterministic
+        if deterministic is None:
+            deterministic = not _backend.accelerator_available()
+        self._index_seed = model.seed
+        self._index = neighbours_lib.get_index(
+            self.neighbour_search,
+            num_samples=self._data.num_samples,
+            seed=seeds.integer_seed(model.seed, seeds.Stream.NEIGHBOUR_INDEX),
+            deterministic=deterministic,
+        )
 
     def _search(self, model, readable):
         """Neighbour table over readable samples; unreadable ones get themselves."""
+        if self._index_seed != model.seed:  # `load_weights` (BackupAndRestore) restored a drawn seed.
+            self._make_index(model)
         num_samples = len(readable)
         if readable.all():
             return self._index.search(self._features, model.num_neighbours)

@@ -22,7 +22,7 @@ import math
 import keras
 import numpy as np
 
-from keras_mixnn import _validation
+from keras_mixnn import _validation, seeds
 
 SAMPLING = ("shuffle", "balanced")
 
@@ -38,8 +38,8 @@ class MixNNDataset(keras.utils.PyDataset):
     Args:
         batch_size: samples per batch.
         num_neighbours: K.
-        seed: seed of the per-epoch shuffle; `None` takes the model's seed
-            when `MixNNModel.fit` receives the dataset. Defaults to `None`.
+        seed: seed of the per-epoch shuffle; `None` takes the seed of the
+            model that trains on it (see `begin_epoch`). Defaults to `None`.
         sampling: `"shuffle"` serves every sample once per pass, in an order
             drawn from the seed; `"balanced"` draws each epoch's samples
             anew with every (given) label equally often, as the paper's
@@ -62,17 +62,26 @@ class MixNNDataset(keras.utils.PyDataset):
         self.batch_multiple = 1
         self._epoch = 0
         self._neighbours = None
+        self._default_seed = 0
 
-    def begin_epoch(self, epoch, neighbours=None):
+    def begin_epoch(self, epoch, neighbours=None, *, default_seed=0):
         """Sets the sample order and the neighbour table for one epoch.
 
         Args:
-            epoch: the epoch number; the order depends only on it, `seed` and
-                `steps_per_epoch`, so a resumed run sees the same batches.
+            epoch: the epoch number; the order depends only on it, the seed
+                and `steps_per_epoch`, so a resumed run sees the same batches.
             neighbours: `(N, K)` neighbour table, or `None` during warm-up.
+            default_seed: the seed of the order when the dataset has none;
+                `MixNNModel` passes its own. Defaults to `0`.
         """
         self._epoch = int(epoch)
         self._neighbours = None if neighbours is None else np.asarray(neighbours, dtype=np.int64)
+        self._default_seed = int(default_seed)
+
+    @property
+    def order_seed(self):
+        """The seed the sample order is drawn from: `seed`, or the model's when `seed` is `None`."""
+        return self._default_seed if self.seed is None else self.seed
 
     @property
     def batches_per_pass(self):
@@ -125,12 +134,12 @@ class MixNNDataset(keras.utils.PyDataset):
             order = self._balanced_order()
             return order[position * self.batch_size : (position + 1) * self.batch_size]
         data_pass, position = divmod(self._epoch * self.num_batches + batch, self.batches_per_pass)
-        order = _pass_order(self.seed or 0, data_pass, self.num_samples)
+        order = _pass_order(self.order_seed, data_pass, self.num_samples)
         return order[position * self.batch_size : (position + 1) * self.batch_size]
 
     def _balanced_order(self):
         """This epoch's class-balanced draw of `num_batches * batch_size` samples."""
-        key = (self.seed or 0, self._epoch, self.num_batches)
+        key = (self.order_seed, self._epoch, self.num_batches)
         cached = getattr(self, "_balanced_cache", None)
         if cached is None or cached[0] != key:
             order = balanced_order(self.labels, self.num_batches * self.batch_size, seed=key[0], epoch=key[1])
@@ -276,7 +285,7 @@ def balanced_order(labels, size, *, seed, epoch):
     Returns:
         `(size,)` int64 positions.
     """
-    rng = np.random.default_rng([seed, epoch, 1])
+    rng = seeds.generator(seed, seeds.Stream.BALANCED_ORDER, epoch)
     classes = np.unique(labels)
     per_class = math.ceil(size / len(classes))
     drawn = []
@@ -289,6 +298,6 @@ def balanced_order(labels, size, *, seed, epoch):
 
 @functools.lru_cache(maxsize=4)
 def _pass_order(seed, data_pass, num_samples):
-    order = np.random.default_rng([seed, data_pass]).permutation(num_samples)
+    order = seeds.generator(seed, seeds.Stream.DATA_ORDER, data_pass).permutation(num_samples)
     order.setflags(write=False)
     return order

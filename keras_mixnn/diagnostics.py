@@ -14,6 +14,7 @@ A run directory gets:
 import keras
 import numpy as np
 
+from keras_mixnn import seeds
 from keras_mixnn._files import write_atomically
 from keras_mixnn.callback import mixture_loss_labels
 from keras_mixnn.data import predict_samples
@@ -66,10 +67,14 @@ class RunDiagnostics(keras.callbacks.Callback):
         losses[readable] = per_sample_cross_entropy(logits[readable], mixture_loss_labels(model)[readable])
         mixnn_epoch = int(keras.ops.convert_to_numpy(model.state.epoch))
         fit_samples = getattr(self.mixnn_callback, "mixture_fit_samples", MAX_FIT_SAMPLES)
-        _, mixture = fit_loss_mixture(losses[readable], seed=model.seed + mixnn_epoch, max_fit_samples=fit_samples)
+        _, mixture = fit_loss_mixture(
+            losses[readable],
+            seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
+            max_fit_samples=fit_samples,
+        )
         save_losses(self.directory / FINAL_LOSSES, mixnn_epoch, losses, mixture)
 
-        rng = np.random.default_rng([self.seed, 9])
+        rng = seeds.generator(self.seed, seeds.Stream.FEATURES_SAMPLE)
         candidates = np.flatnonzero(readable)
         indices = np.sort(rng.choice(candidates, size=min(self.sample_size, len(candidates)), replace=False))
         features, _ = predict_samples(model.feature_extractor(), data, indices, batch_size)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mixnn import _backend, _validation
+from keras_mixnn import _backend, _validation, seeds
 from keras_mixnn._choices import (
     CORRECTION_SCOPES,
     CORRECTION_SOURCES,
@@ -123,8 +123,12 @@ class MixNNModel(keras.Model):
             baseline `method="ce"` has no warm-up and always augments.
             Defaults to `True`.
         seed: seed of every random choice MixNN makes (shuffling, mixture,
-            neighbour graph, random weights and partners). `None` draws one
-            and records it. Defaults to `None`.
+            neighbour graph, random weights and partners), each from its own
+            stream (`kmx.seeds`). `None` draws one from Python's `random`,
+            as Keras does, so `keras.utils.set_random_seed` makes the run
+            repeat; the drawn seed is saved with the weights, and
+            `load_weights` (hence `BackupAndRestore`) restores it. Defaults
+            to `None`.
         **kwargs: passed to `keras.Model` (for example `name`).
 
     Example:
@@ -188,8 +192,10 @@ class MixNNModel(keras.Model):
         )
         self.correction_scope = _validation.check_choice("correction_scope", correction_scope, CORRECTION_SCOPES)
         self.correction_changes_labels = _validation.check_bool("correction_changes_labels", correction_changes_labels)
+        # A drawn seed is saved with the weights and restored by `load_weights`; a given one is kept.
+        self._seed_drawn = seed is None
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (MAX_SEED + 1))
+            seed = seeds.seed_from_global_state()
         self.seed = _validation.check_int("seed", seed, minimum=0, maximum=MAX_SEED)
         self.feature_layer = feature_layer
         self.backbone = logits_backbone(backbone)
@@ -200,7 +206,9 @@ class MixNNModel(keras.Model):
         )
         self.augmentation = augmentation
         self.warmup_augmentation = _validation.check_bool("warmup_augmentation", warmup_augmentation)
-        self.random_state = keras.random.SeedGenerator(self.seed, name="mixnn_random_state")
+        self.random_state = keras.random.SeedGenerator(
+            seeds.integer_seed(self.seed, seeds.Stream.TRAINING_STEP), name="mixnn_random_state"
+        )
         self.state = MixNNState(name="mixnn_state")
         self._training_data = None
         self._unweighted_metrics = False
@@ -422,10 +430,13 @@ class MixNNModel(keras.Model):
 
     def save_own_variables(self, store):
         # Keras saves no random generator's position; a resumed run must draw what the uninterrupted one would.
+        store["seed"] = np.asarray([self.seed], dtype=np.int64)
         for position, variable in enumerate(self._seed_states()):
             store[f"seed_state_{position}"] = ops.convert_to_numpy(variable)
 
     def load_own_variables(self, store):
+        if "seed" in store.keys() and self._seed_drawn:
+            self.seed = int(np.asarray(store["seed"]).reshape(-1)[0])
         saved = sorted((key for key in store.keys() if key.startswith("seed_state_")), key=lambda key: int(key[11:]))
         states = self._seed_states()
         if not saved:
@@ -617,8 +628,6 @@ class MixNNModel(keras.Model):
                 )
             _validation.check_labels(x.labels, self.num_classes, num_samples=x.num_samples)
             self._check_num_samples(x.num_samples, batch_size=x.batch_size)
-            if x.seed is None:
-                x.seed = self.seed
             return x, validation_data
         if x is None or y is None:
             raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
@@ -635,9 +644,8 @@ class MixNNModel(keras.Model):
             x, labels = x[:split], labels[:split]
         batch_size = batch_size or 32
         self._check_num_samples(len(x), batch_size=batch_size)
-        dataset = ArrayDataset(
-            x, labels, batch_size=batch_size, num_neighbours=self.num_neighbours, seed=self.seed
-        )
+        # No seed of its own: the order follows the model's, which `BackupAndRestore` may yet restore.
+        dataset = ArrayDataset(x, labels, batch_size=batch_size, num_neighbours=self.num_neighbours)
         return dataset, validation_data
 
     def _check_num_samples(self, num_samples, *, batch_size):

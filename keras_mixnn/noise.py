@@ -24,9 +24,11 @@ data set for symmetric noise, per source class for asymmetric noise) rather
 than flipping each sample independently. ``round`` is Python's built-in,
 which rounds halves to the nearest even number.
 
-Everything here is pure numpy and seeded through ``np.random.default_rng``;
-no global random state is read or changed, and input arrays are never
-modified.
+Everything here is pure numpy. An int ``seed`` draws from its own stream,
+``kmx.seeds.generator(seed, Stream.NOISE)``, apart from every other use of
+the same seed (the initial weights, the data order); ``seed=None`` draws a
+seed from Python's ``random``, which ``keras.utils.set_random_seed`` seeds.
+Input arrays are never modified.
 
 Example:
     >>> import numpy as np
@@ -47,6 +49,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from keras_mixnn import seeds
 
 __all__ = [
     "CIFAR100_SUPERCLASSES",
@@ -162,9 +166,10 @@ def symmetric(
         labels: 1-D integer class ids in ``[0, num_classes)``; any array-like.
         rate: Share of samples to corrupt, a real number in ``[0, 1]``.
         num_classes: Number of classes ``C``, at least 2.
-        seed: Seed for ``np.random.default_rng``, or a ``np.random.Generator``
-            to draw from (it is advanced). Defaults to `None` (fresh entropy,
-            not reproducible).
+        seed: An int (the noise stream of that seed), or a
+            ``np.random.Generator`` to draw from (it is advanced). Defaults
+            to `None`: a seed from Python's ``random``, so
+            ``keras.utils.set_random_seed`` makes the draw repeat.
         include_true_class: Draw replacement classes from all classes,
             including the sample's own. Defaults to `False`.
         return_info: Also return a `NoiseInfo` describing the result.
@@ -236,9 +241,10 @@ def asymmetric(
         num_classes: Number of classes. Required with a dict mapping; with a
             named mapping it may be omitted but must match if given.
             Defaults to `None`.
-        seed: Seed for ``np.random.default_rng``, or a ``np.random.Generator``
-            to draw from (it is advanced). Defaults to `None` (fresh entropy,
-            not reproducible).
+        seed: An int (the noise stream of that seed), or a
+            ``np.random.Generator`` to draw from (it is advanced). Defaults
+            to `None`: a seed from Python's ``random``, so
+            ``keras.utils.set_random_seed`` makes the draw repeat.
         return_info: Also return a `NoiseInfo` describing the result.
             Defaults to `False`.
 
@@ -532,7 +538,7 @@ def _make_rng(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
-        return np.random.default_rng()
+        return seeds.generator(seeds.seed_from_global_state(), seeds.Stream.NOISE)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             f"`seed` must be None, an int or a np.random.Generator; got {seed!r} "
@@ -540,7 +546,7 @@ def _make_rng(seed: Any) -> np.random.Generator:
         )
     if seed < 0:
         raise ValueError(f"`seed` must be a non-negative int; got {seed}. Pass e.g. seed=0.")
-    return np.random.default_rng(int(seed))
+    return seeds.generator(int(seed), seeds.Stream.NOISE)
 
 
 def _resolve_mapping(

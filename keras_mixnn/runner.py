@@ -49,6 +49,7 @@ from keras_mixnn import (
     optimizers,
     run_directory,
     schedules,
+    seeds,
 )
 from keras_mixnn.augmentation import RandomPadCrop
 from keras_mixnn._files import write_atomically
@@ -162,12 +163,13 @@ def build_augmentation(recipe, input_shape):
         return None
     height, width = input_shape[:2]
     crop = (recipe.crop_size, recipe.crop_size) if recipe.crop_size else (height, width)
+    crop_seed = seeds.integer_seed(recipe.seed, seeds.Stream.CROP)
     if recipe.crop_mode == "per_image":
-        layers = [RandomPadCrop(*crop, padding=recipe.crop_padding, seed=recipe.seed)]
+        layers = [RandomPadCrop(*crop, padding=recipe.crop_padding, seed=crop_seed)]
     else:
         layers = [keras.layers.ZeroPadding2D(recipe.crop_padding)] if recipe.crop_padding else []
-        layers.append(keras.layers.RandomCrop(*crop, seed=recipe.seed))
-    layers.append(keras.layers.RandomFlip("horizontal", seed=recipe.seed + 1))
+        layers.append(keras.layers.RandomCrop(*crop, seed=crop_seed))
+    layers.append(keras.layers.RandomFlip("horizontal", seed=seeds.integer_seed(recipe.seed, seeds.Stream.FLIP)))
     return keras.Sequential(layers, name="crop_flip")
 
 
@@ -463,17 +465,13 @@ def split_holdout(recipe, data, given_labels, flipped):
             f"holdout_fraction={recipe.holdout_fraction} of {num_samples} training images leaves {size} held out; "
             "use a fraction that keeps some images on both sides."
         )
-    rng = np.random.default_rng(np.random.SeedSequence(recipe.subsample_seed, spawn_key=(_HOLDOUT_STREAM,)))
+    rng = seeds.generator(recipe.subsample_seed, seeds.Stream.HOLDOUT)
     held = np.zeros(num_samples, dtype=bool)
     held[rng.choice(num_samples, size=size, replace=False)] = True
     holdout = (data.x_train[held], given_labels[held], data.y_train[held])
     kept = ~held
     data = dataclasses.replace(data, x_train=data.x_train[kept], y_train=data.y_train[kept])
     return data, given_labels[kept], flipped[kept], holdout
-
-
-# Keeps the holdout split's random stream apart from the subsample's (stream 1) and the run's.
-_HOLDOUT_STREAM = 2
 
 
 def training_dataset(recipe, data, labels):

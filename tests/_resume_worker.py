@@ -38,6 +38,9 @@ def library(out, mode):
 
     import keras_mixnn as kmx
 
+    # No seed= below: the model draws one from Keras' global seeding, and BackupAndRestore must restore it.
+    # The resumed process seeds differently, so only the checkpoint can give it the killed run's seed.
+    keras.utils.set_random_seed(1 if mode == "resumed" else 0)
     digits = load_digits()
     x = (digits.data[:500] / 16.0).astype("float32")
     y = digits.target[:500].copy()
@@ -49,7 +52,7 @@ def library(out, mode):
     backbone.set_weights([rng.normal(0, 0.1, weight.shape) for weight in backbone.get_weights()])
     # Random augmentation, so the random generators' positions must be restored too.
     augmentation = keras.Sequential([keras.layers.GaussianNoise(0.05, seed=1)])
-    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, augmentation=augmentation, seed=0)
+    model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, augmentation=augmentation)
     model.compile(
         optimizer=keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 30), momentum=0.9),
         metrics=["accuracy"],

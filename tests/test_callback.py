@@ -74,7 +74,7 @@ def test_mixnn_figures_reach_history_and_csv_logger(tmp_path, backbone, noisy_di
 
 def test_true_labels_log_detection_and_correction_per_epoch(backbone, noisy_digits):
     model = kmx.MixNNModel(backbone, warmup_epochs=1, correction_start=2, momentum=0.5, seed=0)
-    model.compile(optimizer="adam")
+    model.compile(optimizer=keras.optimizers.Adam(0.01))  # Learns enough in 4 epochs of 300 samples to detect.
     truth = noisy_digits["y_train"][:300]
     history = model.fit(
         noisy_digits["x_train"][:300],
@@ -89,7 +89,7 @@ def test_true_labels_log_detection_and_correction_per_epoch(backbone, noisy_digi
     given = 1 - noisy_digits["flipped"][:300].mean()
     assert accuracy[0] == pytest.approx(given)  # Nothing corrected yet.
     report = kmx.detection_report(model, truth)
-    assert auc[-1] == pytest.approx(report["detection_auc"]) and 0.5 < auc[-1] <= 1.0
+    assert auc[-1] == pytest.approx(report["detection_auc"]) and 0.7 < auc[-1] <= 1.0
     assert accuracy[-1] == pytest.approx(report["label_accuracy"])
 
 
@@ -178,7 +178,9 @@ def test_loss_window_fits_the_mixture_to_the_mean_of_the_last_passes(tmp_path, b
     np.testing.assert_allclose(model.state.loss_history, expected, atol=1e-5)
     assert np.abs(np.diff(expected, axis=0)).max() > 0.05  # Training moved the losses between passes.
     averaged = expected.mean(axis=0)
-    expected_probability = kmx.mixture.fit_clean_probability(averaged, seed=3 + 4)
+    expected_probability = kmx.mixture.fit_clean_probability(
+        averaged, seed=kmx.seeds.integer_seed(3, kmx.seeds.Stream.MIXTURE, 4)
+    )
     np.testing.assert_allclose(model.clean_probability, expected_probability, atol=1e-3)
 
     model.save_weights(tmp_path / "window.weights.h5")  # Resuming goes on with the same window.
@@ -199,7 +201,8 @@ def test_feature_dims_searches_the_principal_components_of_the_features(backbone
     callback = kmx.MixNNCallback(neighbour_search="exact", feature_dims=8)
     model.fit(x, y, epochs=2, batch_size=50, callbacks=[callback], verbose=0)
     features, _ = model.feature_extractor().predict(x, verbose=0)
-    reduced = PCAReduction(8, seed=model.seed + 1).fit(features).transform(features)
+    pca_seed = kmx.seeds.integer_seed(model.seed, kmx.seeds.Stream.PCA, 1)
+    reduced = PCAReduction(8, seed=pca_seed).fit(features).transform(features)
     np.testing.assert_array_equal(model.neighbours, exact_search(reduced, 1))
     assert np.mean(model.neighbours == exact_search(features, 1)) < 1.0  # Not the full features' table.
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_mixnn import noise
+from keras_mixnn import noise, seeds
 
 # Fine-label -> coarse-label table as shipped with CIFAR-100 (independent of
 # CIFAR100_SUPERCLASSES, used to cross-check it).
@@ -241,13 +241,13 @@ def test_same_seed_gives_same_noise_and_different_seeds_differ():
 def test_generator_seed_is_accepted():
     labels = balanced_labels(10, 10)
     from_generator = noise.symmetric(
-        labels, rate=0.3, num_classes=10, seed=np.random.default_rng(8)
+        labels, rate=0.3, num_classes=10, seed=seeds.generator(8, seeds.Stream.NOISE)
     )
     from_int = noise.symmetric(labels, rate=0.3, num_classes=10, seed=8)
     np.testing.assert_array_equal(from_generator, from_int)
 
 
-def test_global_random_state_is_neither_used_nor_changed():
+def test_a_given_seed_neither_reads_nor_changes_numpys_global_state():
     np.random.seed(0)
     before = np.random.get_state()[1].copy()
     noise.symmetric(balanced_labels(10, 10), rate=0.3, num_classes=10, seed=1)

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import tiny_backbone
 from PIL import Image
 
-from keras_mixnn import MixNNCallback, MixNNModel, datasets, diagnostics, runner
+from keras_mixnn import MixNNCallback, MixNNModel, datasets, diagnostics, runner, seeds
 from keras_mixnn.mixture import per_sample_cross_entropy
 from keras_mixnn.recipe import load_recipe
 from keras_mixnn.report import embed, write_report
@@ -83,7 +83,7 @@ def test_the_diagnostics_callback_saves_the_warmup_pass_and_a_seeded_features_sa
     assert len(indices) == 50 and len(np.unique(indices)) == 50 and np.all(np.diff(indices) > 0)
     expected_features, _ = model.feature_extractor().predict(x[indices], verbose=0)
     np.testing.assert_allclose(features, expected_features, rtol=1e-4, atol=1e-5)
-    again = np.random.default_rng([3, 9]).choice(len(x), size=50, replace=False)
+    again = seeds.generator(3, seeds.Stream.FEATURES_SAMPLE).choice(len(x), size=50, replace=False)
     np.testing.assert_array_equal(indices, np.sort(again))
 
 

@@ -10,7 +10,7 @@ import typing
 
 import numpy as np
 
-from keras_mixnn import _validation
+from keras_mixnn import _validation, seeds
 
 DATASETS = ("digits", "cifar10", "cifar100", "clothing1m", "webvision")
 FILE_DATASETS = ("clothing1m", "webvision")
@@ -110,7 +110,7 @@ def subsample(data, *, train_samples=None, test_samples=None, seed=0):
     """
     if train_samples is None and test_samples is None:
         return data
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SUBSAMPLE_STREAM,)))
+    rng = seeds.generator(seed, seeds.Stream.SUBSAMPLE)
     arrays = {}
     for split, size in (("train", train_samples), ("test", test_samples)):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
@@ -120,10 +120,6 @@ def subsample(data, *, train_samples=None, test_samples=None, seed=0):
         arrays.update({f"x_{split}": x, f"y_{split}": y})
     sizes = f"{len(arrays['y_train']):,} training and {len(arrays['y_test']):,} test images"
     return dataclasses.replace(data, **arrays, source=f"{data.source}, class-balanced subsample of {sizes} (seed {seed})")
-
-
-# Keeps the subsample's random stream apart from every other use of the same seed.
-_SUBSAMPLE_STREAM = 1
 
 
 def _balanced_rows(labels, size, num_classes, rng, split):
