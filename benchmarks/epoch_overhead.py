@@ -76,7 +76,6 @@ class TimedMixNNCallback(kmx.MixNNCallback):
         super().on_train_begin(logs)
         self._epochs_this_fit = 0
         self._extractor.predict = self._timed("inference", self._extractor.predict)
-        self._search = self._timed("neighbours", self._search)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current = {"inference": 0.0, "neighbours": 0.0, "mixture": 0.0, "pass": 0.0}
@@ -86,6 +85,9 @@ class TimedMixNNCallback(kmx.MixNNCallback):
         if self._epochs_this_fit >= self.skip:
             self.parts.append(self._current)
         self._epochs_this_fit += 1
+
+    def _search(self, model, readable):
+        return self._timed("neighbours", super()._search)(model, readable)
 
     def _timed(self, part, function):
         def wrapper(*args, **kwargs):

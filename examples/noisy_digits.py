@@ -24,12 +24,14 @@ def noisy_digits(noise, seed):
 
 def make_backbone(seed):
     """A 64-256-256-10 MLP with seeded initial weights, outputting logits."""
-    initializer = keras.initializers.GlorotUniform
+    def initializer(layer):  # Each layer its own draw of the seed's initial-weights stream.
+        return keras.initializers.GlorotUniform(kmx.seeds.integer_seed(seed, kmx.seeds.Stream.INITIAL_WEIGHTS, layer))
+
     return keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed)),
-            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(seed + 1)),
-            keras.layers.Dense(10, kernel_initializer=initializer(seed + 2)),
+            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(0)),
+            keras.layers.Dense(256, activation="relu", kernel_initializer=initializer(1)),
+            keras.layers.Dense(10, kernel_initializer=initializer(2)),
         ]
     )

@@ -435,8 +435,13 @@ class MixNNModel(keras.Model):
             store[f"seed_state_{position}"] = ops.convert_to_numpy(variable)
 
     def load_own_variables(self, store):
-        if "seed" in store.keys() and self._seed_drawn:
-            self.seed = int(np.asarray(store["seed"]).reshape(-1)[0])
+        saved_seed = int(np.asarray(store["seed"]).reshape(-1)[0]) if "seed" in store.keys() else None
+        if saved_seed is not None and self._seed_drawn and saved_seed != self.seed:
+            self.seed = saved_seed
+            self._restart_training_stream()  # In case the positions below cannot be restored.
+        # A seed given to the constructor that differs from the checkpoint's: warm-starting another seed,
+        # so MixNN's own in-step stream starts as that seed's, not where the checkpoint's was.
+        own_stream = self.random_state.state.path if saved_seed not in (None, self.seed) else None
         saved = sorted((key for key in store.keys() if key.startswith("seed_state_")), key=lambda key: int(key[11:]))
         states = self._seed_states()
         if not saved:
@@ -450,7 +455,13 @@ class MixNNModel(keras.Model):
             )
             return
         for key, variable in zip(saved, states):
-            variable.assign(np.asarray(store[key]))
+            if variable.path != own_stream:
+                variable.assign(np.asarray(store[key]))
+
+    def _restart_training_stream(self):
+        state = self.random_state.state
+        start = [seeds.integer_seed(self.seed, seeds.Stream.TRAINING_STEP), 0]
+        state.assign(np.asarray(start, dtype=ops.convert_to_numpy(state).dtype))
 
     def _seed_states(self):
         """The state variables of every `keras.random.SeedGenerator` in the model, in a fixed order."""

@@ -13,7 +13,7 @@ import typing
 
 import numpy as np
 
-from keras_mixnn import diagnostics, label_issues, report_figures, run_directory
+from keras_mixnn import diagnostics, label_issues, report_figures, run_directory, seeds
 from keras_mixnn._files import write_atomically
 
 EMBEDDINGS = ("tsne", "pca")
@@ -190,7 +190,7 @@ def _features_section(run_dir, recipe, given, true, wrong, *, embedding, seed):
     if not path.is_file():
         return "Feature embedding: the run saved no features_sample.npz (it has not finished, or predates the report)."
     indices, features, epoch = diagnostics.load_features_sample(path)
-    points = embed(features, method=embedding, seed=seed)
+    points = embed(features, method=embedding, seed=seeds.integer_seed(seed, seeds.Stream.EMBEDDING))
     known = true is not None
     classes = (true if known else given)[indices]
     figure = report_figures.feature_embedding(

@@ -43,6 +43,7 @@ class Stream(enum.IntEnum):
     CROP = 12
     FLIP = 13
     FEATURES_SAMPLE = 14
+    EMBEDDING = 15
 
 
 def sequence(seed, stream, *keys):

@@ -34,9 +34,16 @@ def test_neighbouring_seeds_and_epochs_share_nothing():
         seen[key] = (seed, stream, epoch)
 
 
+def test_the_int_seeds_of_neighbouring_seeds_and_epochs_differ():
+    # The mixture and the PCA took `seed + epoch` and sampled the same rows; each now has its own int seed.
+    for stream in (Stream.MIXTURE, Stream.PCA):
+        assert seeds.integer_seed(0, stream, 1) != seeds.integer_seed(1, stream, 0)
+    assert seeds.integer_seed(0, Stream.MIXTURE, 1) != seeds.integer_seed(0, Stream.PCA, 1)
+
+
 def test_a_stream_repeats_for_the_same_seed_and_keys():
     np.testing.assert_array_equal(draws(5, Stream.MIXTURE, 3), draws(5, Stream.MIXTURE, 3))
-    assert 0 <= seeds.integer_seed(2**31 - 1, Stream.PCA, 10**6) <= 2**31 - 1
+    assert seeds.integer_seed(5, Stream.PCA, 3) == seeds.integer_seed(5, Stream.PCA, 3)
 
 
 def test_subsample_and_holdout_keep_the_streams_they_always_had():
@@ -47,7 +54,7 @@ def test_subsample_and_holdout_keep_the_streams_they_always_had():
     np.testing.assert_array_equal(seeds.generator(0, Stream.HOLDOUT).permutation(10), expected)
 
 
-def test_noise_and_initial_weights_no_longer_share_a_stream():
+def test_noise_draws_from_its_own_stream_not_the_one_the_weights_used():
     labels = np.repeat(np.arange(10), 20)
     noisy = noise.symmetric(labels, rate=0.5, num_classes=10, seed=0)
     expected = noise.symmetric(labels, rate=0.5, num_classes=10, seed=seeds.generator(0, Stream.NOISE))
@@ -109,6 +116,58 @@ def test_load_weights_restores_a_drawn_seed_but_keeps_a_given_one(tmp_path):
     given = kmx.MixNNModel(tiny_backbone(), seed=saved.seed + 1)  # Warm-starting another seed from a checkpoint.
     given.load_weights(path)
     assert given.seed == saved.seed + 1
+
+
+def generator_state(model):
+    return keras.ops.convert_to_numpy(model.random_state.state)
+
+
+def test_a_restored_seed_brings_its_stream_position_and_a_given_seed_starts_its_own(tmp_path):
+    saved = kmx.MixNNModel(tiny_backbone(), seed=1)
+    keras.random.uniform((3,), seed=saved.random_state)  # Moves MixNN's in-step stream on, as training does.
+    path = str(tmp_path / "model.weights.h5")
+    saved.save_weights(path)
+
+    keras.utils.set_random_seed(5)
+    drawn = kmx.MixNNModel(tiny_backbone())
+    drawn.load_weights(path)
+    assert drawn.seed == 1
+    np.testing.assert_array_equal(generator_state(drawn), generator_state(saved))
+
+    given = kmx.MixNNModel(tiny_backbone(), seed=2)
+    given.load_weights(path)
+    np.testing.assert_array_equal(generator_state(given), generator_state(kmx.MixNNModel(tiny_backbone(), seed=2)))
+
+
+class LoadWeightsAtStart(keras.callbacks.Callback):
+    """Restores a checkpoint when training begins, after MixNN's callback, as BackupAndRestore does."""
+
+    def __init__(self, path, mixnn_callback):
+        super().__init__()
+        self.path, self.mixnn_callback, self.index_seeds = path, mixnn_callback, []
+
+    def on_train_begin(self, logs=None):
+        self.model.load_weights(self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.index_seeds.append(self.mixnn_callback._index.seed)
+
+
+def test_the_neighbour_graph_follows_a_seed_restored_once_training_began(noisy_digits, tmp_path):
+    x, y = noisy_digits["x_train"][:300], noisy_digits["y_noisy"][:300]
+    keras.utils.set_random_seed(0)
+    saved = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1)
+    path = str(tmp_path / "model.weights.h5")
+    saved.save_weights(path)
+
+    keras.utils.set_random_seed(1)
+    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1)
+    model.compile(optimizer="sgd")
+    callback = kmx.MixNNCallback(neighbour_search="hnsw")
+    loader = LoadWeightsAtStart(path, callback)
+    model.fit(x, y, epochs=2, batch_size=50, callbacks=[callback, loader], verbose=0)
+    assert model.seed == saved.seed
+    assert loader.index_seeds[-1] == seeds.integer_seed(saved.seed, Stream.NEIGHBOUR_INDEX)
 
 
 def test_fit_leaves_the_callers_dataset_as_it_was(noisy_digits):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import tiny_backbone
 from keras import ops
+from scipy.stats import spearmanr
 
 import keras_mixnn as kmx
 from keras_mixnn import partners
@@ -257,11 +258,12 @@ def test_mixture_fit_samples_fits_on_a_subset_and_still_scores_every_sample(nois
         noisy_digits, 2, callbacks=[kmx.MixNNCallback(mixture_fit_samples=None)], label_correction=False
     )
     subset, _, _ = fit_recording_targets(
-        noisy_digits, 2, callbacks=[kmx.MixNNCallback(mixture_fit_samples=60)], label_correction=False
+        noisy_digits, 2, callbacks=[kmx.MixNNCallback(mixture_fit_samples=120)], label_correction=False
     )
     # Same training up to the pass (same seed), so only the mixture differs.
     assert not np.array_equal(subset.clean_probability, full.clean_probability)
-    assert np.abs(subset.clean_probability - full.clean_probability).mean() < 0.1
+    # The fit on 120 losses ranks the samples as the fit on all 200 does, and scores all 200.
+    assert spearmanr(subset.clean_probability, full.clean_probability).statistic > 0.99
     assert subset.clean_probability.shape == (200,)
 
 
