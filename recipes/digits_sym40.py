@@ -5,7 +5,7 @@
 # The setting of examples/digits_noisy_labels.py: a 64-256-256-10 MLP, Adam at 1e-3, batch 64, 60 epochs,
 # 10 warm-up epochs and label correction from epoch 20.
 # correction_changes_labels=True: corrections may relabel (Eq. 14 as written). The noise here is simulated
-# and symmetric, where relabelling measured right (labels 0.600 -> 0.937, README); the library's default
+# and symmetric, where relabelling measured right (labels 0.600 -> 0.915, README); the library's default
 # keeps every given label (docs/faq.md, "Can label correction make the labels worse?").
 # Try --set method=ce for plain cross-entropy, or --set noise_rate=0.8.
 from keras_mixnn.recipe import Recipe
