@@ -2,13 +2,21 @@
 
 Importing `keras_mixnn` imports Keras, which reads `KERAS_BACKEND` once; so
 this module sits outside the package and imports it only inside the commands,
-after `--backend` has set `KERAS_BACKEND`.
+after `--backend` has set `KERAS_BACKEND`. `list` and `show` only read
+recipes, which import no Keras: they load them without the package's
+`__init__`, so they start no backend at all.
 """
 
+import contextlib
+import importlib
 import importlib.resources
+import importlib.util
 import os
 import pathlib
+import re
 import sys
+import tempfile
+import types
 import warnings
 
 import click
@@ -28,7 +36,6 @@ def main():
       keras-mixnn run recipes/digits_sym40.py --set epochs=20 --output runs/digits
       keras-mixnn report runs/digits
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _set_option(function):
@@ -68,7 +75,8 @@ def _set_option(function):
     is_flag=True,
     help="Continue the interrupted run in --output from its last complete epoch (same recipe and options).",
 )
-def run(recipe_name, assignments, backend, output, data_dir, seed, devices, overwrite, resume):
+@click.option("--verbose", is_flag=True, help="Also show the backend's own start-up lines (TensorFlow's C++ log).")
+def run(recipe_name, assignments, backend, output, data_dir, seed, devices, overwrite, resume, verbose):
     """Train the run a recipe describes and write its run directory.
 
     RECIPE is a recipe file or the name of a bundled recipe (see `list`).
@@ -85,9 +93,14 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, devices, over
         raise click.ClickException("--resume needs --output RUN_DIR: the run directory to continue.")
     if resume and overwrite:
         raise click.ClickException("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
-    path, recipe = _resolve(recipe_name, assignments, seed, devices)
-    _prepare_devices(recipe.devices)
-    from keras_mixnn import run_directory, runner
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with contextlib.nullcontext() if verbose else _without_native_start_up_lines():
+        path, recipe = _resolve(recipe_name, assignments, seed, devices)
+        _prepare_devices(recipe.devices)
+        from keras_mixnn import run_directory, runner
+
+        _start_backend()
 
     run_dir = output if output is not None else run_directory.next_free_dir(pathlib.Path("runs") / path.stem)
     data = _load_data(recipe, data_dir, run_dir, overwrite, resume)
@@ -116,14 +129,15 @@ def show(recipe_name, assignments, seed):
     Example:
       keras-mixnn show recipes/cifar100_sym80.py --set backbone=cnn --set epochs=3
     """
-    from keras_mixnn import recipe as recipe_lib
+    with _recipes_without_keras():
+        from keras_mixnn import recipe as recipe_lib
 
-    path, recipe = _resolve(recipe_name, assignments, seed)
-    click.echo(f"# {path}: {recipe_lib.describe(path)}")
-    changed = _changed(assignments, seed)
-    for name, value in recipe.to_dict().items():
-        click.echo(f"{name} = {value!r}" + ("  # --set" if name in changed else ""))
-    click.echo(_correction_line(recipe))
+        path, recipe = _resolve(recipe_name, assignments, seed)
+        click.echo(f"# {path}: {recipe_lib.describe(path)}")
+        changed = _changed(assignments, seed)
+        for name, value in recipe.to_dict().items():
+            click.echo(f"{name} = {value!r}" + ("  # --set" if name in changed else ""))
+        click.echo(_correction_line(recipe))
 
 
 def _correction_line(recipe):
@@ -183,12 +197,13 @@ def list_recipes():
     Example:
       keras-mixnn list
     """
-    from keras_mixnn import recipe as recipe_lib
+    with _recipes_without_keras():
+        from keras_mixnn import recipe as recipe_lib
 
-    recipes = _bundled_recipes()
-    width = max(len(name) for name in recipes)
-    for name, path in recipes.items():
-        click.echo(f"{name:<{width}}  {recipe_lib.describe(path)}")
+        recipes = _bundled_recipes()
+        width = max(len(name) for name in recipes)
+        for name, path in recipes.items():
+            click.echo(f"{name:<{width}}  {recipe_lib.describe(path)}")
 
 
 def _summary(metrics):
@@ -239,6 +254,82 @@ def _bundled_recipes():
     folder = importlib.resources.files(_BUNDLED_PACKAGE)
     files = sorted(entry for entry in folder.iterdir() if entry.name.endswith(".py") and not entry.name.startswith("_"))
     return {pathlib.Path(entry.name).stem: pathlib.Path(str(entry)) for entry in files}
+
+
+@contextlib.contextmanager
+def _recipes_without_keras():
+    """Lets recipes load through `keras_mixnn.recipe` without the package's `__init__`.
+
+    The package imports Keras (so that `import keras_mixnn` registers
+    `MixNNModel` for `keras.saving.load_model`), and Keras a backend: seconds,
+    for commands that only read recipes, which import no Keras. A bare package
+    stands in meanwhile, and is removed after, so that a later
+    `import keras_mixnn` in this process runs the real `__init__` (which
+    reuses the submodules already loaded).
+    """
+    if "keras_mixnn" in sys.modules:
+        yield
+        return
+    bare = types.ModuleType("keras_mixnn")
+    bare.__path__ = list(importlib.util.find_spec("keras_mixnn").submodule_search_locations)
+    sys.modules["keras_mixnn"] = bare
+    try:
+        yield
+    finally:
+        if sys.modules.get("keras_mixnn") is bare:
+            del sys.modules["keras_mixnn"]
+
+
+# A line of absl's C++ log ("I0000 00:00:1796205388.169331   12827 cudart_stub.cc:31] ...") or its preamble.
+_NATIVE_LOG_LINE = re.compile(
+    r"(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\]|WARNING: All log messages before absl::InitializeLog\(\))"
+)
+
+# What `warnings` writes: "path:line: SomethingWarning: message".
+_PYTHON_WARNING_LINE = re.compile(r"\S.*:\d+: \w+: ")
+
+
+@contextlib.contextmanager
+def _without_native_start_up_lines():
+    """Drops the lines a backend's C++ runtime writes to stderr as it starts; writes every other line back.
+
+    TensorFlow's CUDA probes and oneDNN notice are written by absl before it
+    reads `TF_CPP_MIN_LOG_LEVEL`, straight to file descriptor 2, so Python
+    cannot filter them: the descriptor points at a file meanwhile.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            sys.stderr.write(_without_native_log_lines(captured.read().decode(errors="replace")))
+            sys.stderr.flush()
+
+
+def _without_native_log_lines(text):
+    """`text` less absl's log records, a record's continuation lines (up to a Python warning) included."""
+    kept, in_record = [], False
+    for line in text.splitlines(keepends=True):
+        if _NATIVE_LOG_LINE.match(line):
+            in_record = not line.startswith("F")  # A fatal record is what explains a crash: kept.
+        elif _PYTHON_WARNING_LINE.match(line):
+            in_record = False
+        if not in_record:
+            kept.append(line)
+    return "".join(kept)
+
+
+def _start_backend():
+    """Runs one tiny computation, so that the backend's runtime starts (and says so) now."""
+    import keras
+
+    keras.ops.convert_to_numpy(keras.ops.zeros(()))
 
 
 def _error(error):

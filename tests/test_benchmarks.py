@@ -175,3 +175,11 @@ def test_accuracy_table_reads_a_run_recorded_before_a_field_existed_as_it_traine
     assert BEFORE_FIELD_EXISTED["correction_changes_labels"] is True
     assert "| asym40 | mixnn | 0 | correction_changes_labels=True | 0.520 |" in output, output
     assert "| asym40 | ce | 0 | 0.520 |" in output, output
+
+
+@pytest.mark.backends("tensorflow", reason="it times the command, whose backend its own environment picks")
+def test_cli_startup_benchmark_times_each_command():
+    output = run_benchmark("cli_startup.py", "--repeats", 1)
+    rows = output.strip().splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["--help", "list", "show", "run"]
+    assert all(float(row.split()[-1]) > 0 for row in rows)

@@ -263,3 +263,58 @@ def test_real_noise_recipes_without_data_dir_say_where_to_get_them(tmp_path):
     result = invoke("run", "clothing1m", "--output", tmp_path / "run")
     assert_one_line_error(result, "clothing1m cannot be downloaded automatically; pass --data-dir")
     assert not (tmp_path / "run").exists()
+
+
+def test_list_and_show_start_no_backend_and_the_package_still_registers_its_model():
+    code = """
+import sys
+from keras_mixnn_cli import main
+for args in (["list"], ["show", "digits_sym40"]):
+    main(args, standalone_mode=False)
+loaded = [name for name in ("keras", "tensorflow", "jax", "torch") if name in sys.modules]
+assert not loaded, loaded
+import keras, keras_mixnn
+assert keras.saving.get_registered_object("keras_mixnn>MixNNModel") is keras_mixnn.MixNNModel
+assert keras_mixnn.recipe.Recipe is sys.modules["keras_mixnn.recipe"].Recipe
+"""
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "digits_sym40" in completed.stdout and "# label correction:" in completed.stdout
+
+
+NATIVE_LOG_TEXT = """\
+WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
+I0000 00:00:1796205539.032291   13436 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
+I0000 00:00:1796205539.120648   13436 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use
+To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate flags.
+/work/example.py:12: UserWarning: a warning of the user's
+  warnings.warn(message)
+E0000 00:00:1796205545.849331   13436 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error
+F0000 12:00:05.849331   13436 check.cc:52] Check failed: a crash explained
+"""
+
+
+def test_only_the_native_log_records_are_dropped():
+    from keras_mixnn_cli import _without_native_log_lines
+
+    assert _without_native_log_lines(NATIVE_LOG_TEXT) == (
+        "/work/example.py:12: UserWarning: a warning of the user's\n"
+        "  warnings.warn(message)\n"
+        "F0000 12:00:05.849331   13436 check.cc:52] Check failed: a crash explained\n"
+    )
+
+
+@pytest.mark.backends("tensorflow", reason="the start-up lines are TensorFlow's C++ runtime's")
+@pytest.mark.parametrize("verbose", [False, True])
+def test_run_hides_tensorflows_start_up_lines_unless_verbose(tmp_path, verbose):
+    from keras_mixnn_cli import _NATIVE_LOG_LINE
+
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-c", "from keras_mixnn_cli import main; main()", "run", "digits_sym40"]
+    command += ["--backend", "tensorflow", "--set", "epochs=1", "--output", str(tmp_path / "run")]
+    command += ["--verbose"] if verbose else []
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    native = [line for line in completed.stderr.splitlines() if _NATIVE_LOG_LINE.match(line)]
+    assert bool(native) == verbose, completed.stderr[-2000:]
+    assert "done in" in completed.stdout
