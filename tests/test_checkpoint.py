@@ -1,6 +1,7 @@
 """Checkpoints are whole or absent, --resume refuses what it cannot continue, a NaN loss stops cleanly."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -211,6 +212,23 @@ def test_a_run_made_before_the_newer_fields_resumes_with_their_earlier_behaviour
     (old / "metrics.json").write_text("{}")
     line = one_line_error(invoke("run", "digits_sym40", *QUICK, "--output", old, "--resume"))
     assert "has finished" in line
+
+
+@pytest.mark.parametrize("made_before_the_streams", [False, True])
+def test_resume_refuses_other_training_labels_and_says_why(finished_run, tmp_path, made_before_the_streams):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    (copy / "metrics.json").unlink()  # Unfinished, so that the data is checked.
+    np.save(copy / "noisy_labels.npy", (np.load(copy / "noisy_labels.npy") + 1) % 10)
+    if made_before_the_streams:
+        config = json.loads((copy / "config.json").read_text())
+        del config["run"]["random_streams"]
+        (copy / "config.json").write_text(json.dumps(config))
+    line = one_line_error_at_the_end(invoke("run", "digits_sym40", *QUICK, "--output", copy, "--resume"))
+    if made_before_the_streams:
+        assert "before each random purpose drew its own stream" in line and "start a new run with --output" in line
+    else:
+        assert "the training labels differ" in line and "the data has changed" in line
 
 
 def test_resume_refuses_a_finished_run(finished_run):
