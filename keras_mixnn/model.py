@@ -305,6 +305,10 @@ class MixNNModel(keras.Model):
         """Trains with MixNN; arguments as `keras.Model.fit`.
 
         `x` is a NumPy array (with integer labels `y`) or a `MixNNDataset`.
+        Streams of batches (`tf.data`, torch loaders, a plain
+        `keras.utils.PyDataset`, generators) raise a `TypeError`: MixNN
+        serves neighbours by position, so pass arrays, a
+        `kmx.LoaderDataset` or a `kmx.ImageFileDataset` instead.
         Shuffling is MixNN's own and seeded, so `shuffle` is ignored.
         `sample_weight` and `class_weight` are not supported: MixNN already
         weighs every sample by its probability of being clean.
@@ -640,6 +644,13 @@ class MixNNModel(keras.Model):
             _validation.check_labels(x.labels, self.num_classes, num_samples=x.num_samples)
             self._check_num_samples(x.num_samples, batch_size=x.batch_size)
             return x, validation_data
+        if _is_batch_stream(x):
+            raise TypeError(
+                f"MixNNModel.fit cannot train on a {type(x).__name__}: MixNN serves each sample's neighbours by "
+                "their position in the training set, and a stream of batches has no positions. Pass the arrays "
+                "themselves (x, y), a kmx.LoaderDataset(load, labels) whose load(i) returns sample i, or a "
+                "kmx.ImageFileDataset(paths, labels) for image files (docs/guide.md, 'Inputs and errors')."
+            )
         if x is None or y is None:
             raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
         if isinstance(x, (list, tuple, dict)):
@@ -761,6 +772,14 @@ class MixNNModel(keras.Model):
         message = correction_schedule.correction_shortfall(end, momentum=self.momentum, **self._correction_timing())
         if message:
             warnings.warn(f"{message} (it may in a later fit call on the same model).", stacklevel=3)
+
+
+def _is_batch_stream(x):
+    """Whether `x` serves batches in an order of its own: tf.data, a torch loader, a Keras PyDataset, an iterator."""
+    module = type(x).__module__ or ""
+    if module.startswith(("tensorflow.python.data", "torch.utils.data")):
+        return True
+    return isinstance(x, keras.utils.PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
 
 
 def _with_mixnn_callback(callbacks):

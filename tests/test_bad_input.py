@@ -219,3 +219,43 @@ def test_phases_beyond_this_fit_warn(backbone, data):
     model.compile(optimizer="adam")
     with pytest.warns(UserWarning, match="warmup_epochs=5"):
         model.fit(*data, epochs=2, verbose=0)
+
+
+def tf_dataset(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+
+
+def torch_loader(x, y):
+    import torch
+
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y)), batch_size=10)
+
+
+class PlainPyDataset(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, batch):
+        return self.x[batch * 10 : (batch + 1) * 10], self.y[batch * 10 : (batch + 1) * 10]
+
+
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (tf_dataset, "BatchDataset"),
+        (torch_loader, "DataLoader"),
+        (PlainPyDataset, "PlainPyDataset"),
+        (lambda x, y: iter([(x, y)]), "list_iterator"),
+    ],
+    ids=["tf.data", "torch", "PyDataset", "iterator"],
+)
+def test_a_stream_of_batches_is_refused_with_what_to_pass_instead(model, data, make, kind):
+    stream = make(*data)
+    match = rf"cannot train on a \w*{kind[:8]}.*position in the training set.*kmx.LoaderDataset.*kmx.ImageFileDataset"
+    assert_fit_refused(model, stream, error=TypeError, match=match)
