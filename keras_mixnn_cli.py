@@ -14,8 +14,8 @@ import importlib.util
 import os
 import pathlib
 import re
+import subprocess
 import sys
-import tempfile
 import types
 import warnings
 
@@ -27,7 +27,8 @@ _BUNDLED_PACKAGE = "keras_mixnn.bundled_recipes"
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-mixnn", prog_name="keras-mixnn")
-def main():
+@click.pass_context
+def main(context):
     """Train classifiers on noisy labels with MixNN, from recipe files.
 
     \b
@@ -36,6 +37,9 @@ def main():
       keras-mixnn run recipes/digits_sym40.py --set epochs=20 --output runs/digits
       keras-mixnn report runs/digits
     """
+    # TensorFlow's INFO and WARNING lines, unless the user chose a level (or `run --verbose` takes it back).
+    context.obj = {"quieted_tensorflow": "TF_CPP_MIN_LOG_LEVEL" not in os.environ}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _set_option(function):
@@ -75,7 +79,11 @@ def _set_option(function):
     is_flag=True,
     help="Continue the interrupted run in --output from its last complete epoch (same recipe and options).",
 )
-@click.option("--verbose", is_flag=True, help="Also show the backend's own start-up lines (TensorFlow's C++ log).")
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also show the backend's own log: its start-up lines and TensorFlow's INFO and WARNING messages.",
+)
 def run(recipe_name, assignments, backend, output, data_dir, seed, devices, overwrite, resume, verbose):
     """Train the run a recipe describes and write its run directory.
 
@@ -93,8 +101,8 @@ def run(recipe_name, assignments, backend, output, data_dir, seed, devices, over
         raise click.ClickException("--resume needs --output RUN_DIR: the run directory to continue.")
     if resume and overwrite:
         raise click.ClickException("Pass either --resume (continue the run) or --overwrite (replace it), not both.")
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if verbose and click.get_current_context().find_root().obj["quieted_tensorflow"]:
+        del os.environ["TF_CPP_MIN_LOG_LEVEL"]
     with contextlib.nullcontext() if verbose else _without_native_start_up_lines():
         path, recipe = _resolve(recipe_name, assignments, seed, devices)
         _prepare_devices(recipe.devices)
@@ -263,66 +271,90 @@ def _recipes_without_keras():
     The package imports Keras (so that `import keras_mixnn` registers
     `MixNNModel` for `keras.saving.load_model`), and Keras a backend: seconds,
     for commands that only read recipes, which import no Keras. A bare package
-    stands in meanwhile, and is removed after, so that a later
-    `import keras_mixnn` in this process runs the real `__init__` (which
-    reuses the submodules already loaded).
+    stands in meanwhile; a recipe that asks it for anything else (`presets`,
+    `MixNNModel`) gets the real package. Unless that happened, the stand-in and
+    the submodules loaded under it are removed after, so that a later
+    `import keras_mixnn` in this process is an ordinary one.
     """
-    if "keras_mixnn" in sys.modules:
+    spec = importlib.util.find_spec("keras_mixnn")
+    if "keras_mixnn" in sys.modules or spec is None:
         yield
         return
+    before = set(sys.modules)
     bare = types.ModuleType("keras_mixnn")
-    bare.__path__ = list(importlib.util.find_spec("keras_mixnn").submodule_search_locations)
+    bare.__path__ = list(spec.submodule_search_locations)
+
+    def package_attribute(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if importlib.util.find_spec(f"keras_mixnn.{name}") is not None:
+            return importlib.import_module(f"keras_mixnn.{name}")  # A submodule, loaded under the stand-in.
+        del sys.modules["keras_mixnn"]
+        return getattr(importlib.import_module("keras_mixnn"), name)
+
+    bare.__getattr__ = package_attribute
     sys.modules["keras_mixnn"] = bare
     try:
         yield
     finally:
         if sys.modules.get("keras_mixnn") is bare:
-            del sys.modules["keras_mixnn"]
+            for name in set(sys.modules) - before:
+                if name == "keras_mixnn" or name.startswith("keras_mixnn."):
+                    del sys.modules[name]
 
 
-# A line of absl's C++ log ("I0000 00:00:1796205388.169331   12827 cudart_stub.cc:31] ...") or its preamble.
+# absl's C++ log ("I0000 00:00:1796205388.169331   12827 cudart_stub.cc:31] ...") and its preamble, and
+# TensorFlow's own ("2024-05-01 12:00:00.000000: I tensorflow/core/util/port.cc:113] ...").
 _NATIVE_LOG_LINE = re.compile(
-    r"(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\]|WARNING: All log messages before absl::InitializeLog\(\))"
+    rb"(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\]"
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\]"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\))"
 )
-
-# What `warnings` writes: "path:line: SomethingWarning: message".
-_PYTHON_WARNING_LINE = re.compile(r"\S.*:\d+: \w+: ")
+# The second line of TensorFlow's CPU-instruction notice, the one record known to span two lines.
+_NATIVE_LOG_CONTINUATION = re.compile(rb"To enable the following instructions: ")
 
 
 @contextlib.contextmanager
 def _without_native_start_up_lines():
-    """Drops the lines a backend's C++ runtime writes to stderr as it starts; writes every other line back.
+    """Drops the lines a backend's C++ runtime logs to stderr as it starts; passes on every other line.
 
     TensorFlow's CUDA probes and oneDNN notice are written by absl before it
     reads `TF_CPP_MIN_LOG_LEVEL`, straight to file descriptor 2, so Python
-    cannot filter them: the descriptor points at a file meanwhile.
+    cannot filter them. Meanwhile the descriptor feeds a small filter process
+    that writes what it keeps to the real stderr as it comes, so that a crash
+    still shows what led to it.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (AttributeError, OSError):  # No stderr to filter.
+        yield
+        return
+    code = "import keras_mixnn_cli; keras_mixnn_cli._filter_native_log()"
+    with subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=saved) as filter_process:
+        os.dup2(filter_process.stdin.fileno(), 2)
         try:
             yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-            captured.seek(0)
-            sys.stderr.write(_without_native_log_lines(captured.read().decode(errors="replace")))
-            sys.stderr.flush()
+            filter_process.stdin.close()  # The filter reads to the end and exits; `with` waits for it.
 
 
-def _without_native_log_lines(text):
-    """`text` less absl's log records, a record's continuation lines (up to a Python warning) included."""
-    kept, in_record = [], False
-    for line in text.splitlines(keepends=True):
+def _filter_native_log(source=None, target=None):
+    """Copies `source` (stdin) to `target` (stdout) line by line, less native log records; a fatal one is kept."""
+    source = source or sys.stdin.buffer
+    target = target or sys.stdout.buffer
+    dropping = False
+    for line in source:
         if _NATIVE_LOG_LINE.match(line):
-            in_record = not line.startswith("F")  # A fatal record is what explains a crash: kept.
-        elif _PYTHON_WARNING_LINE.match(line):
-            in_record = False
-        if not in_record:
-            kept.append(line)
-    return "".join(kept)
+            dropping = not line.startswith(b"F")  # A fatal record explains the crash that follows: kept.
+        elif not (dropping and _NATIVE_LOG_CONTINUATION.match(line)):
+            dropping = False
+        if not dropping:
+            target.write(line)
+            target.flush()
 
 
 def _start_backend():

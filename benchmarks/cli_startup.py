@@ -9,23 +9,31 @@ Usage: python benchmarks/cli_startup.py [--repeats N]
 """
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+ABSENT = os.path.join(tempfile.gettempdir(), "keras-mixnn-cli-startup-absent")
+# Each command, and the exit status it must end with: `run` stops at the data directory, which does not exist.
 COMMANDS = {
-    "--help": ["--help"],
-    "list": ["list"],
-    "show": ["show", "digits_sym40"],
-    "run (to the data)": ["run", "cifar10_sym40", "--data-dir", "/nonexistent", "--output", "/tmp/cli-startup-run"],
+    "--help": (["--help"], 0),
+    "list": (["list"], 0),
+    "show": (["show", "digits_sym40"], 0),
+    "run (to the data)": (["run", "cifar10_sym40", "--data-dir", ABSENT, "--output", ABSENT + "-run"], 1),
 }
 
 
-def seconds(args):
+def seconds(args, status):
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from keras_mixnn_cli import main; main()", *args], capture_output=True)
-    return time.perf_counter() - start
+    command = [sys.executable, "-c", "from keras_mixnn_cli import main; main()", *args]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if completed.returncode != status:
+        sys.exit(f"keras-mixnn {' '.join(args)} exited with {completed.returncode}:\n{completed.stderr[-2000:]}")
+    return elapsed
 
 
 def main():
@@ -33,8 +41,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command; the median is printed")
     args = parser.parse_args()
     print(f"{'command':<20} median seconds over {args.repeats}")
-    for name, command in COMMANDS.items():
-        print(f"{name:<20} {statistics.median(seconds(command) for _ in range(args.repeats)):.2f}")
+    for name, (command, status) in COMMANDS.items():
+        print(f"{name:<20} {statistics.median(seconds(command, status) for _ in range(args.repeats)):.2f}")
 
 
 if __name__ == "__main__":

@@ -647,9 +647,10 @@ class MixNNModel(keras.Model):
         if _is_batch_stream(x):
             raise TypeError(
                 f"MixNNModel.fit cannot train on a {type(x).__name__}: MixNN serves each sample's neighbours by "
-                "their position in the training set, and a stream of batches has no positions. Pass the arrays "
-                "themselves (x, y), a kmx.LoaderDataset(load, labels) whose load(i) returns sample i, or a "
-                "kmx.ImageFileDataset(paths, labels) for image files (docs/guide.md, 'Inputs and errors')."
+                "their position in the training set, so it needs its own dataset. Pass the arrays themselves "
+                "(x, y), a kmx.LoaderDataset(load, labels) whose load(i) returns sample i (an indexable dataset: "
+                "load=lambda i: dataset[i][0]), or a kmx.ImageFileDataset(paths, labels) for image files "
+                "(docs/guide.md, 'Inputs and errors')."
             )
         if x is None or y is None:
             raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
@@ -775,9 +776,9 @@ class MixNNModel(keras.Model):
 
 
 def _is_batch_stream(x):
-    """Whether `x` serves batches in an order of its own: tf.data, a torch loader, a Keras PyDataset, an iterator."""
-    module = type(x).__module__ or ""
-    if module.startswith(("tensorflow.python.data", "torch.utils.data")):
+    """Whether `x` is a dataset of its own kind: tf.data, torch's, a Keras PyDataset, an iterator."""
+    streams = ("tensorflow.python.data", "tensorflow.python.distribute", "torch.utils.data")
+    if any((kind.__module__ or "").startswith(streams) for kind in type(x).__mro__):
         return True
     return isinstance(x, keras.utils.PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
 

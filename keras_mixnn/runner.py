@@ -422,7 +422,7 @@ def _run(recipe, run_dir, data, *, verbose=1, overwrite=False, resume=False, rec
 
 
 # Written into config.json; a run directory without it was made before the per-purpose random streams.
-RANDOM_STREAMS = 1
+_RANDOM_STREAMS = 1
 
 
 def _check_same_data(run_dir, config, data, given_labels):
@@ -439,12 +439,12 @@ def _check_same_data(run_dir, config, data, given_labels):
         )
     labels_path = run_dir / "noisy_labels.npy"
     if labels_path.exists() and not np.array_equal(np.load(labels_path), given_labels):
-        if "random_streams" not in saved:
+        if "random_streams" not in saved and saved.get("noise_rate_realised") is not None:
             raise ValueError(
-                f"--resume: {run_dir} was made by keras-mixnn {saved.get('keras_mixnn', 'older')} before each random "
-                "purpose drew its own stream of the seed: the same seed now draws other label noise, so that run "
-                "cannot be continued as it began. Finish it with the version that started it, or start a new run "
-                "with --output."
+                f"--resume: {run_dir} was made before each random purpose drew its own stream of the seed (its "
+                "config.json has no random_streams): the same seed now draws other label noise, so that run cannot "
+                "be continued as it began. Finish it with the keras-mixnn that started it, or start a new run with "
+                "--output."
             )
         raise ValueError(
             f"--resume: the training labels differ from {labels_path}, so the data has changed since the run "
@@ -531,7 +531,7 @@ def _write_config(run_dir, recipe, data, flipped, record, holdout=None):
             **samples,
             "noise_rate_realised": None if flipped is None else float(flipped.mean()),
             # Runs made before each random purpose had its own stream (kmx.seeds) lack this key.
-            "random_streams": RANDOM_STREAMS,
+            "random_streams": _RANDOM_STREAMS,
         },
     }
     _write_json(run_dir / "config.json", config)

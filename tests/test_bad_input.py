@@ -228,7 +228,7 @@ def tf_dataset(x, y):
 
 
 def torch_loader(x, y):
-    import torch
+    torch = pytest.importorskip("torch")
 
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y)), batch_size=10)
 

@@ -1,6 +1,7 @@
 """The `keras-mixnn` command: list, show, run and the run directory it writes."""
 
 import csv
+import io
 import json
 import os
 import pathlib
@@ -282,39 +283,85 @@ assert keras_mixnn.recipe.Recipe is sys.modules["keras_mixnn.recipe"].Recipe
     assert "digits_sym40" in completed.stdout and "# label correction:" in completed.stdout
 
 
-NATIVE_LOG_TEXT = """\
+CUSTOM_RECIPE = """\"\"\"A recipe of the user's that asks the package for more than keras_mixnn.recipe.\"\"\"
+import keras_mixnn as kmx
+from keras_mixnn import presets
+from keras_mixnn.recipe import Recipe
+
+assert kmx.MixNNModel.__name__ == "MixNNModel"
+recipe = Recipe(epochs=3, weighting=presets.ablation("avg")["weighting"])
+"""
+
+
+def test_show_loads_a_recipe_that_imports_the_whole_package(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(CUSTOM_RECIPE)
+    command = [sys.executable, "-c", "from keras_mixnn_cli import main; main()", "show", str(path)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "weighting = 'average'" in completed.stdout and "epochs = 3" in completed.stdout
+
+
+NATIVE_LOG_TEXT = b"""\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
 I0000 00:00:1796205539.032291   13436 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
 I0000 00:00:1796205539.120648   13436 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use
 To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate flags.
 /work/example.py:12: UserWarning: a warning of the user's
   warnings.warn(message)
+2024-05-01 12:00:00.000000: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.
+a line of the user's, after a native record
 E0000 00:00:1796205545.849331   13436 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error
 F0000 12:00:05.849331   13436 check.cc:52] Check failed: a crash explained
 """
 
 
 def test_only_the_native_log_records_are_dropped():
-    from keras_mixnn_cli import _without_native_log_lines
+    from keras_mixnn_cli import _filter_native_log
 
-    assert _without_native_log_lines(NATIVE_LOG_TEXT) == (
-        "/work/example.py:12: UserWarning: a warning of the user's\n"
-        "  warnings.warn(message)\n"
-        "F0000 12:00:05.849331   13436 check.cc:52] Check failed: a crash explained\n"
+    kept = io.BytesIO()
+    _filter_native_log(io.BytesIO(NATIVE_LOG_TEXT), kept)
+    assert kept.getvalue() == (
+        b"/work/example.py:12: UserWarning: a warning of the user's\n"
+        b"  warnings.warn(message)\n"
+        b"a line of the user's, after a native record\n"
+        b"F0000 12:00:05.849331   13436 check.cc:52] Check failed: a crash explained\n"
     )
 
 
+FILTERED_PROCESS = """
+import os, sys, warnings
+from keras_mixnn_cli import _without_native_start_up_lines
+with _without_native_start_up_lines():
+    os.write(2, b"I0000 00:00:1796205539.032291   13436 cudart_stub.cc:31] Could not find cuda drivers\\n")
+    warnings.warn("the user's warning")
+    print("the user's line", file=sys.stderr, flush=True)
+    if sys.argv[1] == "crash":
+        os.write(2, b"F0000 00:00:1796205545.849331   13436 check.cc:52] Check failed: why it crashed\\n")
+        os.abort()
+print("after the start-up", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("how", ["ends", "crash"])
+def test_the_start_up_filter_passes_on_what_is_not_native_log_even_through_a_crash(how):
+    completed = subprocess.run([sys.executable, "-c", FILTERED_PROCESS, how], capture_output=True, text=True, timeout=60)
+    assert "cudart_stub" not in completed.stderr
+    assert "UserWarning: the user's warning" in completed.stderr and "the user's line" in completed.stderr
+    if how == "crash":
+        assert completed.returncode != 0 and "Check failed: why it crashed" in completed.stderr
+    else:
+        assert completed.returncode == 0 and completed.stderr.rstrip().endswith("after the start-up")
+
+
 @pytest.mark.backends("tensorflow", reason="the start-up lines are TensorFlow's C++ runtime's")
-@pytest.mark.parametrize("verbose", [False, True])
-def test_run_hides_tensorflows_start_up_lines_unless_verbose(tmp_path, verbose):
+def test_run_shows_none_of_tensorflows_start_up_lines(tmp_path):
     from keras_mixnn_cli import _NATIVE_LOG_LINE
 
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     command = [sys.executable, "-c", "from keras_mixnn_cli import main; main()", "run", "digits_sym40"]
     command += ["--backend", "tensorflow", "--set", "epochs=1", "--output", str(tmp_path / "run")]
-    command += ["--verbose"] if verbose else []
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(command, env=environment, capture_output=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-2000:]
-    native = [line for line in completed.stderr.splitlines() if _NATIVE_LOG_LINE.match(line)]
-    assert bool(native) == verbose, completed.stderr[-2000:]
-    assert "done in" in completed.stdout
+    assert not [line for line in completed.stderr.splitlines() if _NATIVE_LOG_LINE.match(line)]
+    assert b"done in" in completed.stdout

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import keras_mixnn as kmx
-from keras_mixnn import checkpoint, datasets, runner
+from keras_mixnn import checkpoint, datasets, run_directory, runner
 from keras_mixnn.recipe import load_recipe
 from keras_mixnn_cli import main
 
@@ -41,7 +41,7 @@ def test_a_run_directorys_checkpoint_restores_and_training_goes_on():
     data = datasets.load("digits", seed=recipe.seed)
     labels = np.load(FIXTURES / "run" / "noisy_labels.npy")
     model, _ = runner.build_model(recipe, data, steps_per_epoch=-(-len(labels) // recipe.batch_size))
-    assert checkpoint.restore_checkpoint(model, FIXTURES / "run" / runner.run_directory.CHECKPOINT) == 2
+    assert checkpoint.restore_checkpoint(model, FIXTURES / "run" / run_directory.CHECKPOINT) == 2
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.state.given_labels), labels)
     history = model.fit(data.x_train, labels, batch_size=recipe.batch_size, epochs=3, initial_epoch=2, verbose=0)
     assert model.mixnn_epoch == 3 and np.isfinite(history.history["loss"]).all()
