@@ -266,6 +266,7 @@ def test_real_noise_recipes_without_data_dir_say_where_to_get_them(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.backends("tensorflow")  # A fresh process; list and show start no backend.
 def test_list_and_show_start_no_backend_and_the_package_still_registers_its_model():
     code = """
 import sys
@@ -293,6 +294,7 @@ recipe = Recipe(epochs=3, weighting=presets.ablation("avg")["weighting"])
 """
 
 
+@pytest.mark.backends("tensorflow")  # A fresh process; list and show start no backend.
 def test_show_loads_a_recipe_that_imports_the_whole_package(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(CUSTOM_RECIPE)
