@@ -94,18 +94,53 @@ def exact_search(features, num_neighbours, *, query_rows=None, chunk_size=None):
         rows = query_rows[start : start + chunk_size]
         rows_tensor = ops.convert_to_tensor(rows, "int32")
         queries = ops.take(points, rows_tensor, axis=0)
-        distances = (
-            ops.expand_dims(ops.take(squared_norms, rows_tensor), 1)
-            - 2.0 * ops.matmul(queries, ops.transpose(points))
-            + ops.expand_dims(squared_norms, 0)
-        )
+        distances = squared_distances(queries, points, ops.take(squared_norms, rows_tensor), squared_norms)
         own = ops.expand_dims(rows_tensor, 1) == ops.expand_dims(columns, 0)
-        distances = ops.where(own, np.inf, distances)
-        _, nearest = ops.top_k(-distances, k=num_neighbours, sorted=True)
-        results.append(ops.convert_to_numpy(nearest))
+        results.append(ops.convert_to_numpy(nearest_columns(distances, own, num_neighbours, own_distance=np.inf)))
     if not results:
         return np.zeros((0, num_neighbours), dtype=np.int64)
     return np.concatenate(results).astype(np.int64)
+
+
+def squared_distances(queries, points, query_norms, point_norms):
+    """Squared Euclidean distances between rows, as ‖a‖² − 2a·b + ‖b‖² (one matmul).
+
+    Args:
+        queries: `(q, d)` tensor.
+        points: `(n, d)` tensor.
+        query_norms: `(q,)` squared norms of `queries`.
+        point_norms: `(n,)` squared norms of `points`.
+
+    Returns:
+        A `(q, n)` tensor; rounding can make it slightly negative for
+        near-identical rows.
+    """
+    return (
+        ops.expand_dims(query_norms, 1)
+        - 2.0 * ops.matmul(queries, ops.transpose(points))
+        + ops.expand_dims(point_norms, 0)
+    )
+
+
+def nearest_columns(distances, own, num_neighbours, *, own_distance, padding=None):
+    """Each row's `num_neighbours` columns of smallest distance, nearest first, its own excluded.
+
+    Args:
+        distances: `(q, n)` tensor.
+        own: `(q, n)` bool tensor, True where a column is the row's own sample.
+        num_neighbours: K.
+        own_distance: the distance that stands in for the row's own column.
+        padding: `(q, m)` distances of extra columns appended after the `n`
+            (positions `n` to `n + m - 1`), or `None`.
+
+    Returns:
+        A `(q, K)` tensor of column positions.
+    """
+    distances = ops.where(own, own_distance, distances)
+    if padding is not None:
+        distances = ops.concatenate([distances, padding], axis=1)
+    _, nearest = ops.top_k(-distances, k=num_neighbours, sorted=True)
+    return nearest
 
 
 class HNSWIndex(NeighbourIndex):

@@ -11,6 +11,8 @@ They return positions in the batch, `(B, K)`.
 import keras
 from keras import ops
 
+from keras_mixnn.neighbours import nearest_columns, squared_distances
+
 # Stands in for "infinitely far" without inf - inf producing NaN.
 _FAR = 1e30
 
@@ -49,17 +51,12 @@ def nearest_in_batch(features, num_neighbours):
     features = ops.cast(ops.reshape(features, (ops.shape(features)[0], -1)), "float32")
     batch_size = ops.shape(features)[0]
     squared_norms = ops.sum(features * features, axis=1)
-    distances = (
-        ops.expand_dims(squared_norms, 1)
-        - 2.0 * ops.matmul(features, ops.transpose(features))
-        + ops.expand_dims(squared_norms, 0)
-    )
+    distances = squared_distances(features, features, squared_norms, squared_norms)
     positions = ops.arange(batch_size, dtype="int32")
     own = ops.expand_dims(positions, 1) == ops.expand_dims(positions, 0)
-    distances = ops.where(own, _FAR, distances)
     # K columns farther than anything, standing for "the sample itself".
     padding = ops.tile(ops.ones_like(distances[:, :1]), [1, num_neighbours]) * (2.0 * _FAR)
-    _, nearest = ops.top_k(-ops.concatenate([distances, padding], axis=1), k=num_neighbours, sorted=True)
+    nearest = nearest_columns(distances, own, num_neighbours, own_distance=_FAR, padding=padding)
     nearest = ops.cast(nearest, "int32")
     return ops.where(nearest >= batch_size, ops.expand_dims(positions, 1), nearest)
 

@@ -3,7 +3,15 @@ import importlib.util
 import numpy as np
 import pytest
 
-from keras_mixnn.neighbours import ExactIndex, HNSWIndex, exact_search, exclude_self, get_index
+from keras_mixnn.neighbours import (
+    ExactIndex,
+    HNSWIndex,
+    exact_search,
+    exclude_self,
+    get_index,
+    nearest_columns,
+    squared_distances,
+)
 
 
 def brute_force(features, k):
@@ -159,3 +167,18 @@ def test_unit_length_rows_make_euclidean_neighbours_the_cosine_ones():
     # By distance the first row's nearest is the third; by angle it is the second.
     assert ExactIndex().search(features[:3], 1)[0, 0] == 2
     assert ExactIndex().search(scaled[:3], 1)[0, 0] == 1
+
+
+def test_exact_and_in_batch_search_share_one_distance_and_top_k():
+    from keras import ops
+
+    rng = np.random.default_rng(3)
+    queries, points = rng.normal(size=(4, 5)).astype("float32"), rng.normal(size=(6, 5)).astype("float32")
+    distances = ops.convert_to_numpy(
+        squared_distances(queries, points, (queries**2).sum(axis=1), (points**2).sum(axis=1))
+    )
+    np.testing.assert_allclose(distances, ((queries[:, None] - points[None]) ** 2).sum(axis=-1), rtol=1e-5, atol=1e-5)
+    own = np.zeros((4, 6), dtype=bool)
+    own[np.arange(4), distances.argmin(axis=1)] = True  # Pretend each row's nearest column is its own sample.
+    nearest = ops.convert_to_numpy(nearest_columns(distances, own, 2, own_distance=np.inf))
+    np.testing.assert_array_equal(nearest, np.argsort(np.where(own, np.inf, distances), axis=1)[:, :2])
