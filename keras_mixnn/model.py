@@ -20,7 +20,7 @@ from keras_mixnn._choices import (
 from keras_mixnn import correction_schedule
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import ArrayDataset, MixNNDataset, padded_rows
-from keras_mixnn import distribution, partners
+from keras_mixnn import distribution, losses, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
 from keras_mixnn.state import MixNNState
@@ -593,11 +593,10 @@ class MixNNModel(keras.Model):
 
     def _synthetic_loss(self, logits, targets):
         """Cross-entropy against the mixed targets; `-p(y)` in `warmup_mixup`'s phase."""
-        cross_entropy = ops.mean(keras.losses.categorical_crossentropy(targets, logits, from_logits=True))
+        cross_entropy = losses.soft_target_cross_entropy(targets, logits)
         if not (self.method == "mixnn" and self.warmup_mixup):
             return cross_entropy
-        probability_loss = -ops.mean(ops.sum(ops.softmax(logits, axis=-1) * targets, axis=-1))
-        return ops.where(self.in_mixup_phase(), probability_loss, cross_entropy)
+        return ops.where(self.in_mixup_phase(), losses.negative_target_probability(targets, logits), cross_entropy)
 
     def _correct_in_batch(self, x, index, anchor_targets, correcting):
         """Algorithm 1, line 9: Eq. 14 with this batch's predictions."""
