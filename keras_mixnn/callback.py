@@ -229,7 +229,7 @@ class MixNNCallback(keras.callbacks.Callback):
         mixnn_epoch = model.mixnn_epoch
         self._targets_before = ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
         self._refreshed = 0.0
-        if model.method != "mixnn" or mixnn_epoch < model.warmup_epochs:
+        if not model.schedule.estimates(mixnn_epoch):
             self._data.begin_epoch(mixnn_epoch, default_seed=model.seed)
             return
         if self._needs_pass(model, mixnn_epoch):
@@ -242,7 +242,8 @@ class MixNNCallback(keras.callbacks.Callback):
         state = model.state
         mixnn_epoch = model.mixnn_epoch
         targets_after = ops.convert_to_numpy(state.soft_targets).argmax(axis=1)
-        estimating = model.method == "mixnn" and mixnn_epoch >= model.warmup_epochs
+        schedule = model.schedule
+        estimating = schedule.estimates(mixnn_epoch)
         clean_probability = ops.convert_to_numpy(state.clean_probability)
         figures = {
             "mixnn_clean_share": float(np.mean(clean_probability > 0.5)) if estimating else np.nan,
@@ -251,8 +252,8 @@ class MixNNCallback(keras.callbacks.Callback):
             "mixnn_refreshed": self._refreshed,
             "mixnn_unreadable": float(len(self._unreadable())),
         }
-        mixup = model.method == "mixup" and mixnn_epoch >= model.warmup_epochs
-        if mixup or model.trains_mixup_in(mixnn_epoch):
+        mixup = model.method == "mixup" and schedule.mixes(mixnn_epoch)
+        if mixup or schedule.trains_mixup(mixnn_epoch):
             figures["mixnn_mean_lambda"] = np.nan
         state.epoch.assign(mixnn_epoch + 1)
         if self.true_labels is not None:

@@ -1,21 +1,85 @@
-"""When label correction acts, and how many corrections it takes to change a label.
+"""MixNN's schedule: warm-up, mixing, the mixup phase and the correcting epochs.
 
 Pure Python (no Keras), so recipes and the command line can use it before a
-backend is chosen.
+backend is chosen. `Schedule` writes each phase once, as operations on an
+`ops` namespace: the default, `PYTHON_OPS`, answers for a Python int epoch;
+`keras.ops` answers in-graph for the model's epoch variable.
 """
 
 import math
+import operator
+import types
+import typing
+
+PYTHON_OPS = types.SimpleNamespace(
+    convert_to_tensor=bool,
+    equal=operator.eq,
+    greater_equal=operator.ge,
+    less=operator.lt,
+    logical_and=lambda first, second: bool(first) and bool(second),
+    mod=operator.mod,
+)
+"""The names of `keras.ops` that `Schedule` uses, for Python ints."""
+
+
+class Schedule(typing.NamedTuple):
+    """Which phase of MixNN training an epoch (0-based, warm-up counted) is in.
+
+    Attributes:
+        warmup_epochs: epochs of plain cross-entropy first.
+        correction_start: `E_s`, the first epoch that may correct targets.
+        correction_every: correct in every n-th epoch from `E_s`.
+        method: `"mixnn"`, `"ce"` or `"mixup"`.
+        label_correction: whether targets are corrected at all.
+        warmup_mixup: whether the epochs from warm-up's end to `E_s` train
+            plain mixup (the released code).
+    """
+
+    warmup_epochs: int
+    correction_start: int
+    correction_every: int = 1
+    method: str = "mixnn"
+    label_correction: bool = True
+    warmup_mixup: bool = False
+
+    def mixes(self, epoch, ops=PYTHON_OPS):
+        """Whether the epoch mixes samples with partners (MixNN or mixup, after warm-up)."""
+        if self.method == "ce":
+            return ops.convert_to_tensor(False)
+        return ops.greater_equal(epoch, self.warmup_epochs)
+
+    def estimates(self, epoch):
+        """Whether the epoch runs on estimates of a per-epoch pass (MixNN after warm-up); Python ints only."""
+        return self.method == "mixnn" and epoch >= self.warmup_epochs
+
+    def trains_mixup(self, epoch, ops=PYTHON_OPS):
+        """Whether the epoch trains `warmup_mixup`'s plain mixup instead of MixNN."""
+        if not (self.method == "mixnn" and self.warmup_mixup):
+            return ops.convert_to_tensor(False)
+        return ops.logical_and(ops.greater_equal(epoch, self.warmup_epochs), ops.less(epoch, self.correction_start))
+
+    def corrects(self, epoch, ops=PYTHON_OPS):
+        """Whether the epoch corrects the targets (Eq. 14).
+
+        Corrections begin at `correction_start`, never during warm-up, and
+        then come every `correction_every` epochs counted from
+        `correction_start`.
+        """
+        if not (self.method == "mixnn" and self.label_correction):
+            return ops.convert_to_tensor(False)
+        start = max(self.correction_start, self.warmup_epochs)
+        return ops.logical_and(
+            ops.greater_equal(epoch, start),
+            ops.equal(ops.mod(epoch - self.correction_start, self.correction_every), 0),
+        )
 
 
 def corrects_in(epoch, *, correction_start, warmup_epochs, correction_every):
     """Whether epoch `epoch` (0-based, warm-up counted) corrects the targets (Eq. 14).
 
-    Corrections begin at `correction_start`, never during warm-up, and then
-    come every `correction_every` epochs counted from `correction_start`.
+    `Schedule.corrects` for a MixNN run that corrects labels.
     """
-    if epoch < max(correction_start, warmup_epochs):
-        return False
-    return (epoch - correction_start) % correction_every == 0
+    return Schedule(warmup_epochs, correction_start, correction_every).corrects(epoch)
 
 
 def correcting_epochs(num_epochs, *, correction_start, warmup_epochs, correction_every):

@@ -473,24 +473,29 @@ class MixNNModel(keras.Model):
 
     # -- Training step ----------------------------------------------------
 
+    @property
+    def schedule(self):
+        """The `keras_mixnn.correction_schedule.Schedule` of this model's phases."""
+        return correction_schedule.Schedule(
+            warmup_epochs=self.warmup_epochs,
+            correction_start=self.correction_start,
+            correction_every=self.correction_every,
+            method=self.method,
+            label_correction=self.label_correction,
+            warmup_mixup=self.warmup_mixup,
+        )
+
     def trains_mixup_in(self, epoch):
         """Whether MixNN epoch `epoch` trains `warmup_mixup`'s plain mixup."""
-        return self.method == "mixnn" and self.warmup_mixup and self.warmup_epochs <= epoch < self.correction_start
+        return self.schedule.trains_mixup(epoch)
 
     def in_mixup_phase(self):
         """In-graph `trains_mixup_in(state.epoch)`: a scalar bool tensor."""
-        epoch = self.state.epoch
-        if not (self.method == "mixnn" and self.warmup_mixup):
-            return ops.convert_to_tensor(False)
-        return ops.logical_and(
-            ops.greater_equal(epoch, self.warmup_epochs), ops.less(epoch, self.correction_start)
-        )
+        return self.schedule.trains_mixup(self.state.epoch, ops)
 
     def corrects_targets_in(self, epoch):
         """Whether the targets are corrected (Eq. 14) in MixNN epoch `epoch`."""
-        if self.method != "mixnn" or not self.label_correction:
-            return False
-        return correction_schedule.corrects_in(epoch, **self._correction_timing())
+        return self.schedule.corrects(epoch)
 
     def _correction_timing(self):
         return {
@@ -498,17 +503,6 @@ class MixNNModel(keras.Model):
             "warmup_epochs": self.warmup_epochs,
             "correction_every": self.correction_every,
         }
-
-    def _correcting_now(self):
-        """In-graph `corrects_targets_in(state.epoch)`."""
-        epoch = self.state.epoch
-        if self.method != "mixnn" or not self.label_correction:
-            return ops.convert_to_tensor(False)
-        start = max(self.correction_start, self.warmup_epochs)
-        return ops.logical_and(
-            ops.greater_equal(epoch, start),
-            ops.equal(ops.mod(epoch - self.correction_start, self.correction_every), 0),
-        )
 
     def _synthetic_forward(self, inputs, training):
         """Mixes a batch with its partners and predicts the mixture.
@@ -524,9 +518,9 @@ class MixNNModel(keras.Model):
             x = self.augmentation(x, training=True) if self.augmentation is not None and training else x
             return {"logits": self.backbone(x, training=training), "targets": anchor_targets}
 
-        mixing = ops.greater_equal(state.epoch, self.warmup_epochs)
+        mixing = self.schedule.mixes(state.epoch, ops)
         if self.method == "mixnn" and self.correction_source == "batch":
-            anchor_targets = self._correct_in_batch(x, index, anchor_targets, self._correcting_now())
+            anchor_targets = self._correct_in_batch(x, index, anchor_targets, self.schedule.corrects(state.epoch, ops))
         neighbour_x = ops.cast(inputs["neighbour_x"], "float32")
         if self.augmentation is not None and training:
             x, neighbour_x = self._augment(x, neighbour_x, mixing)
