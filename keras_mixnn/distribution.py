@@ -7,6 +7,7 @@ multi-device `fit`: docs/scaling.md shows the path a torch user can take.
 """
 
 import contextlib
+import warnings
 import weakref
 
 import keras
@@ -189,6 +190,99 @@ def even_batches(data, batch_size, model):
     if isinstance(data, tuple) and all(isinstance(part, np.ndarray) for part in data):
         return EvenBatches(ArrayBatches(*data[:2], batch_size, *data[2:]), replicas)
     return data
+
+
+def compile_metrics(model, metrics, weighted_metrics):
+    """`compile`'s `(metrics, weighted_metrics)`, weighted where JAX pads evaluation batches.
+
+    Under JAX data parallelism a list of `metrics` joins `weighted_metrics`,
+    so that the padding rows (weight 0) are left out. The model remembers
+    whether unweighted metrics remain, which evaluation then refuses.
+    """
+    if isinstance(metrics, (list, tuple)) and _backend.needs_even_batches(model):
+        weighted_metrics = list(metrics) + list(weighted_metrics or [])
+        metrics = None
+    model._unweighted_metrics = metrics is not None
+    return metrics, weighted_metrics
+
+
+def check_fit(model, batch_size):
+    """Refuses what data-parallel training of `model` cannot do; returns the number of devices.
+
+    Args:
+        model: the `MixNNModel` about to train.
+        batch_size: its training batch size.
+
+    Raises:
+        ValueError: for a batch size that does not split over the devices,
+            unweighted metrics under JAX, or `correction_source="batch"`
+            under TensorFlow's replicas.
+    """
+    replicas = _backend.replicas_in_sync(model)
+    if replicas == 1:
+        return 1
+    check_batch_multiple("batch_size", batch_size, replicas)
+    if _backend.needs_even_batches(model):
+        _check_metrics_skip_padding(model)
+    if keras.backend.backend() == "tensorflow" and _draws_within_replicas(model):
+        warnings.warn(
+            "Under tf.distribute.MirroredStrategy every replica draws the same random numbers for its slice "
+            "of the batch (augmentation, random weights or partners), and partners found in the batch come "
+            "from the replica's own slice: training is not the same as on one device. The JAX backend "
+            "computes on the whole batch (docs/scaling.md).",
+            stacklevel=3,
+        )
+    if keras.backend.backend() == "tensorflow" and model.method == "mixnn" and model.correction_source == "batch":
+        raise ValueError(
+            'correction_source="batch" writes soft targets inside the training step, which the replicas of '
+            "tf.distribute.MirroredStrategy cannot share. Use the default correction_source=\"pass\", "
+            "one device, or the JAX backend."
+        )
+    return replicas
+
+
+def fit_scope(model, replicas):
+    """The context `fit` trains in: synchronised BatchNormalization on TensorFlow's replicas.
+
+    Each TensorFlow replica would normalise by its own slice of the batch;
+    JAX sees the whole batch.
+    """
+    return batch_norm_synchronised(model.backbone, replicas > 1 and keras.backend.backend() == "tensorflow")
+
+
+def evaluation_inputs(model, x, y, sample_weight, batch_size):
+    """`evaluate`'s `(x, y, sample_weight, batch_size)`, as even batches under JAX data parallelism."""
+    if not (_backend.needs_even_batches(model) and isinstance(x, (np.ndarray, keras.utils.PyDataset))):
+        return x, y, sample_weight, batch_size
+    _check_metrics_skip_padding(model)
+    if isinstance(x, keras.utils.PyDataset):
+        data = x
+    else:
+        data = tuple(np.asarray(part) for part in (x, y, sample_weight) if part is not None)
+    return even_batches(data, batch_size or 32, model), None, None, None
+
+
+def prediction_rows(model, x, batch_size):
+    """Rows of the array `x` padded to split over JAX's devices, or `None` where `predict` needs no padding."""
+    if not (_backend.needs_even_batches(model) and isinstance(x, np.ndarray)):
+        return None
+    replicas = _backend.replicas_in_sync(model)
+    check_batch_multiple("predict's batch_size", batch_size or 32, replicas)
+    return padded_rows(len(x), replicas)
+
+
+def _check_metrics_skip_padding(model):
+    if model._unweighted_metrics:
+        raise ValueError(
+            "This model's metrics were compiled outside the JAX data-parallel scope, so they would count "
+            "the rows that pad uneven evaluation batches; call compile() inside DataParallel.scope()."
+        )
+
+
+def _draws_within_replicas(model):
+    """Whether the model's step draws random numbers or partners from the batch it is given."""
+    in_batch_partners = model.method == "mixup" or model.neighbour_source != "knn" or model.warmup_mixup
+    return model.augmentation is not None or model.weighting == "random" or in_batch_partners
 
 
 def _batch_norm_layers(model):

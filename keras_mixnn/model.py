@@ -19,7 +19,7 @@ from keras_mixnn._choices import (
 )
 from keras_mixnn import correction_schedule
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
-from keras_mixnn.data import ArrayDataset, MixNNDataset, padded_rows
+from keras_mixnn.data import ArrayDataset, MixNNDataset
 from keras_mixnn import distribution, losses, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
@@ -274,11 +274,7 @@ class MixNNModel(keras.Model):
         metrics leave them out. Training passes no weights, so there they
         are the same. Compile inside `DataParallel.scope()` for this.
         """
-        if isinstance(metrics, (list, tuple)) and _backend.needs_even_batches(self):
-            weighted_metrics = list(metrics) + list(weighted_metrics or [])
-            metrics = None
-        # Metrics that would count JAX's padding rows; evaluation under data parallelism refuses them.
-        self._unweighted_metrics = metrics is not None
+        metrics, weighted_metrics = distribution.compile_metrics(self, metrics, weighted_metrics)
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -329,7 +325,7 @@ class MixNNModel(keras.Model):
         if steps_per_epoch is not None:
             _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
         dataset.steps_per_epoch = steps_per_epoch
-        replicas = self._check_data_parallel(dataset.batch_size)
+        replicas = distribution.check_fit(self, dataset.batch_size)
         dataset.batch_multiple = replicas
         validation_batch_size = kwargs.pop("validation_batch_size", None) or dataset.batch_size
         validation_data = distribution.even_batches(validation_data, validation_batch_size, self)
@@ -339,10 +335,8 @@ class MixNNModel(keras.Model):
         self._warn_if_phase_not_reached(epochs - initial_epoch)
         self._training_data = dataset
         _backend.build_optimizer_before_tracing(self)
-        # On TensorFlow each replica would normalise by its own slice of the batch; JAX sees the whole batch.
-        synchronise = replicas > 1 and keras.backend.backend() == "tensorflow"
         try:
-            with distribution.batch_norm_synchronised(self.backbone, synchronise):
+            with distribution.fit_scope(self, replicas):
                 return super().fit(
                     dataset,
                     epochs=epochs,
@@ -361,23 +355,15 @@ class MixNNModel(keras.Model):
 
         The padding rows have sample weight 0 (`keras_mixnn.distribution.EvenBatches`).
         """
-        if _backend.needs_even_batches(self) and isinstance(x, (np.ndarray, keras.utils.PyDataset)):
-            self._check_metrics_skip_padding()
-            if isinstance(x, keras.utils.PyDataset):
-                data = x
-            else:
-                data = tuple(np.asarray(part) for part in (x, y, sample_weight) if part is not None)
-            x, y, sample_weight, batch_size = distribution.even_batches(data, batch_size or 32, self), None, None, None
+        x, y, sample_weight, batch_size = distribution.evaluation_inputs(self, x, y, sample_weight, batch_size)
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight, **kwargs)
 
     def predict(self, x, batch_size=None, *args, **kwargs):
         """As `keras.Model.predict`; under JAX data parallelism an array's rows are padded, then dropped."""
-        if not (_backend.needs_even_batches(self) and isinstance(x, np.ndarray)):
+        rows = distribution.prediction_rows(self, x, batch_size)
+        if rows is None:
             return super().predict(x, batch_size, *args, **kwargs)
-        batch_size, replicas = batch_size or 32, _backend.replicas_in_sync(self)
-        distribution.check_batch_multiple("predict's batch_size", batch_size, replicas)
-        rows = padded_rows(len(x), replicas)
-        return super().predict(x[rows], batch_size, *args, **kwargs)[: len(x)]
+        return super().predict(x[rows], batch_size or 32, *args, **kwargs)[: len(x)]
 
     def get_config(self):
         config = super().get_config()
@@ -675,43 +661,6 @@ class MixNNModel(keras.Model):
                 f"The training set ({num_samples} samples) is smaller than one batch (batch_size={batch_size}); "
                 f"pass a batch_size of at most {num_samples} (to fit, or to the MixNNDataset), or use more data."
             )
-
-    def _check_data_parallel(self, batch_size):
-        """Refuses what data-parallel training cannot do; returns the number of devices."""
-        replicas = _backend.replicas_in_sync(self)
-        if replicas == 1:
-            return 1
-        distribution.check_batch_multiple("batch_size", batch_size, replicas)
-        if _backend.needs_even_batches(self):
-            self._check_metrics_skip_padding()
-        if keras.backend.backend() == "tensorflow" and self._draws_within_replicas():
-            warnings.warn(
-                "Under tf.distribute.MirroredStrategy every replica draws the same random numbers for its slice "
-                "of the batch (augmentation, random weights or partners), and partners found in the batch come "
-                "from the replica's own slice: training is not the same as on one device. The JAX backend "
-                "computes on the whole batch (docs/scaling.md).",
-                stacklevel=3,
-            )
-        if keras.backend.backend() == "tensorflow" and self.method == "mixnn" and self.correction_source == "batch":
-            raise ValueError(
-                'correction_source="batch" writes soft targets inside the training step, which the replicas of '
-                "tf.distribute.MirroredStrategy cannot share. Use the default correction_source=\"pass\", "
-                "one device, or the JAX backend."
-            )
-        return replicas
-
-    def _check_metrics_skip_padding(self):
-        if self._unweighted_metrics:
-            raise ValueError(
-                "This model's metrics were compiled outside the JAX data-parallel scope, so they would count "
-                "the rows that pad uneven evaluation batches; call compile() inside DataParallel.scope()."
-            )
-
-
-    def _draws_within_replicas(self):
-        """Whether the step draws random numbers or partners from the batch it is given."""
-        in_batch_partners = self.method == "mixup" or self.neighbour_source != "knn" or self.warmup_mixup
-        return self.augmentation is not None or self.weighting == "random" or in_batch_partners
 
     def _prepare_state(self, labels):
         if not self.state.built:
