@@ -16,6 +16,7 @@ itself in place of an unreadable neighbour (`neighbour_index` = `index`), so
 mixing with that neighbour changes nothing.
 """
 
+import contextlib
 import functools
 import math
 
@@ -226,6 +227,132 @@ class ArrayDataset(MixNNDataset):
 
     def _load(self, indices):
         return self.x[indices]
+
+
+def training_data(
+    x,
+    y=None,
+    *,
+    batch_size=None,
+    validation_split=0.0,
+    validation_data=None,
+    steps_per_epoch=None,
+    num_neighbours,
+    num_classes,
+    sample_shape,
+):
+    """What `MixNNModel.fit` trains on: a `MixNNDataset` of its own, and the validation data.
+
+    Checks `fit`'s training arguments before anything trains. A
+    `MixNNDataset` is returned as it is (`fit` sets what it needs within
+    `fit_settings`); arrays become an `ArrayDataset` whose order follows
+    the model's seed.
+
+    Args:
+        x: `(N, ...)` inputs, or a `MixNNDataset`.
+        y: `(N,)` integer labels; `None` with a `MixNNDataset`.
+        batch_size: samples per batch for arrays; `None` means 32.
+        validation_split: share of the arrays' last samples kept for
+            validation when `validation_data` is `None`.
+        validation_data: passed on as it is.
+        steps_per_epoch: batches per epoch, checked here; `None` is one pass.
+        num_neighbours: K, the model's neighbours per sample.
+        num_classes: the model's number of classes.
+        sample_shape: the backbone's input shape without the batch axis.
+
+    Returns:
+        `(dataset, validation_data)`.
+
+    Raises:
+        TypeError: for streams of batches (tf.data, torch loaders, plain
+            `PyDataset`s, iterators), which cannot serve neighbours by
+            position, and for several input arrays.
+        ValueError: for missing or bad labels, a dataset with another
+            number of neighbours, or too few samples.
+    """
+    if steps_per_epoch is not None:
+        _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+    if isinstance(x, MixNNDataset):
+        if y is not None:
+            raise ValueError("Pass labels inside the MixNNDataset, not as `y`.")
+        if x.num_neighbours != num_neighbours:
+            raise ValueError(
+                f"The dataset serves {x.num_neighbours} neighbours per sample but the model mixes "
+                f"{num_neighbours}; build the dataset with num_neighbours={num_neighbours}."
+            )
+        _validation.check_labels(x.labels, num_classes, num_samples=x.num_samples)
+        _check_num_samples(x.num_samples, batch_size=x.batch_size, num_neighbours=num_neighbours)
+        return x, validation_data
+    if is_batch_stream(x):
+        raise TypeError(
+            f"MixNNModel.fit cannot train on a {type(x).__name__}: MixNN serves each sample's neighbours by "
+            "their position in the training set, so it needs its own dataset. Pass the arrays themselves "
+            "(x, y), a kmx.LoaderDataset(load, labels) whose load(i) returns sample i (an indexable dataset: "
+            "load=lambda i: dataset[i][0]), or a kmx.ImageFileDataset(paths, labels) for image files "
+            "(docs/guide.md, 'Inputs and errors')."
+        )
+    if x is None or y is None:
+        raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
+    if isinstance(x, (list, tuple, dict)):
+        raise TypeError(
+            "MixNNModel.fit takes one array of inputs (mixing needs a single input tensor) or a "
+            f"keras_mixnn MixNNDataset; received a {type(x).__name__}. Convert with np.asarray."
+        )
+    x = _validation.check_inputs(x, sample_shape)
+    labels = _validation.check_labels(y, num_classes, num_samples=len(x))
+    if validation_split and validation_data is None:
+        split = int(np.floor(len(x) * (1.0 - validation_split)))
+        validation_data = (x[split:], labels[split:])
+        x, labels = x[:split], labels[:split]
+    batch_size = batch_size or 32
+    _check_num_samples(len(x), batch_size=batch_size, num_neighbours=num_neighbours)
+    # No seed of its own: the order follows the model's, which `BackupAndRestore` may yet restore.
+    return ArrayDataset(x, labels, batch_size=batch_size, num_neighbours=num_neighbours), validation_data
+
+
+@contextlib.contextmanager
+def fit_settings(dataset, *, steps_per_epoch, batch_multiple):
+    """Context in which `fit` drives `dataset`; afterwards it is as it was.
+
+    Sets `steps_per_epoch` and the devices' `batch_multiple` for the fit,
+    and restores them, and the order and neighbours that `begin_epoch`
+    set, when it ends, so a dataset of the caller's serves as before.
+    What a subclass records of its own is left.
+
+    Args:
+        dataset: the `MixNNDataset`.
+        steps_per_epoch: batches per epoch, or `None` for one pass.
+        batch_multiple: the number of devices each batch is split over.
+    """
+    names = ("steps_per_epoch", "batch_multiple", "_epoch", "_neighbours", "_default_seed")
+    saved = {name: getattr(dataset, name) for name in names}
+    dataset.steps_per_epoch, dataset.batch_multiple = steps_per_epoch, batch_multiple
+    try:
+        yield dataset
+    finally:
+        for name, value in saved.items():
+            setattr(dataset, name, value)
+
+
+def is_batch_stream(x):
+    """Whether `x` is a dataset of its own kind: tf.data, torch's, a Keras PyDataset, an iterator."""
+    streams = ("tensorflow.python.data", "tensorflow.python.distribute", "torch.utils.data")
+    if any((kind.__module__ or "").startswith(streams) for kind in type(x).__mro__):
+        return True
+    return isinstance(x, keras.utils.PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
+
+
+def _check_num_samples(num_samples, *, batch_size, num_neighbours):
+    if num_samples <= num_neighbours:
+        raise ValueError(
+            f"num_neighbours={num_neighbours} needs more than {num_neighbours} training "
+            f"samples; got {num_samples}. Use more data or a smaller num_neighbours."
+        )
+    if num_samples < batch_size:
+        raise ValueError(
+            f"The training set ({num_samples} samples) is smaller than one batch (batch_size={batch_size}); "
+            f"pass a batch_size of at most {num_samples} (to fit, or to the MixNNDataset), or use more data."
+        )
 
 
 def padded_rows(num_rows, multiple):

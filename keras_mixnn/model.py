@@ -19,7 +19,7 @@ from keras_mixnn._choices import (
 )
 from keras_mixnn import correction_schedule
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
-from keras_mixnn.data import ArrayDataset, MixNNDataset
+from keras_mixnn.data import fit_settings, training_data
 from keras_mixnn import distribution, losses, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
@@ -305,7 +305,10 @@ class MixNNModel(keras.Model):
         `keras.utils.PyDataset`, generators) raise a `TypeError`: MixNN
         serves neighbours by position, so pass arrays, a
         `kmx.LoaderDataset` or a `kmx.ImageFileDataset` instead.
-        Shuffling is MixNN's own and seeded, so `shuffle` is ignored.
+        Shuffling is MixNN's own and seeded, so `shuffle` is ignored. A
+        `MixNNDataset` passed in is left as it was: what `fit` sets on it
+        (`steps_per_epoch`, the devices' share of a batch, each epoch's
+        order and neighbours) is undone when `fit` ends.
         `sample_weight` and `class_weight` are not supported: MixNN already
         weighs every sample by its probability of being clean.
         """
@@ -320,35 +323,41 @@ class MixNNModel(keras.Model):
                 f"compile it without `loss` (received loss={self.loss!r})."
             )
         kwargs.pop("shuffle", None)
-        dataset, validation_data = self._training_dataset(x, y, batch_size, validation_split, validation_data)
-        steps_per_epoch = kwargs.get("steps_per_epoch")
-        if steps_per_epoch is not None:
-            _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
-        dataset.steps_per_epoch = steps_per_epoch
+        dataset, validation_data = training_data(
+            x,
+            y,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            steps_per_epoch=kwargs.get("steps_per_epoch"),
+            num_neighbours=self.num_neighbours,
+            num_classes=self.num_classes,
+            sample_shape=self.backbone.inputs[0].shape[1:],
+        )
         replicas = distribution.check_fit(self, dataset.batch_size)
-        dataset.batch_multiple = replicas
         validation_batch_size = kwargs.pop("validation_batch_size", None) or dataset.batch_size
         validation_data = distribution.even_batches(validation_data, validation_batch_size, self)
         self._prepare_state(dataset.labels)
-        self._build_metrics(dataset)
-        callbacks = _with_mixnn_callback(callbacks)
-        self._warn_if_phase_not_reached(epochs - initial_epoch)
-        self._training_data = dataset
-        _backend.build_optimizer_before_tracing(self)
-        try:
-            with distribution.fit_scope(self, replicas):
-                return super().fit(
-                    dataset,
-                    epochs=epochs,
-                    callbacks=callbacks,
-                    validation_data=validation_data,
-                    validation_batch_size=validation_batch_size,
-                    initial_epoch=initial_epoch,
-                    shuffle=False,  # The dataset shuffles samples itself, seeded; Keras would reshuffle batches unseeded.
-                    **kwargs,
-                )
-        finally:
-            self._training_data = None
+        with fit_settings(dataset, steps_per_epoch=kwargs.get("steps_per_epoch"), batch_multiple=replicas):
+            self._build_metrics(dataset)
+            callbacks = _with_mixnn_callback(callbacks)
+            self._warn_if_phase_not_reached(epochs - initial_epoch)
+            self._training_data = dataset
+            _backend.build_optimizer_before_tracing(self)
+            try:
+                with distribution.fit_scope(self, replicas):
+                    return super().fit(
+                        dataset,
+                        epochs=epochs,
+                        callbacks=callbacks,
+                        validation_data=validation_data,
+                        validation_batch_size=validation_batch_size,
+                        initial_epoch=initial_epoch,
+                        shuffle=False,  # The dataset shuffles itself, seeded; Keras would reshuffle batches unseeded.
+                        **kwargs,
+                    )
+            finally:
+                self._training_data = None
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, **kwargs):
         """As `keras.Model.evaluate`; under JAX data parallelism uneven batches are padded.
@@ -611,57 +620,6 @@ class MixNNModel(keras.Model):
             return None
         return ops.convert_to_numpy(getattr(self.state, name))
 
-    def _training_dataset(self, x, y, batch_size, validation_split, validation_data):
-        if isinstance(x, MixNNDataset):
-            if y is not None:
-                raise ValueError("Pass labels inside the MixNNDataset, not as `y`.")
-            if x.num_neighbours != self.num_neighbours:
-                raise ValueError(
-                    f"The dataset serves {x.num_neighbours} neighbours per sample but the model mixes "
-                    f"{self.num_neighbours}; build the dataset with num_neighbours={self.num_neighbours}."
-                )
-            _validation.check_labels(x.labels, self.num_classes, num_samples=x.num_samples)
-            self._check_num_samples(x.num_samples, batch_size=x.batch_size)
-            return x, validation_data
-        if _is_batch_stream(x):
-            raise TypeError(
-                f"MixNNModel.fit cannot train on a {type(x).__name__}: MixNN serves each sample's neighbours by "
-                "their position in the training set, so it needs its own dataset. Pass the arrays themselves "
-                "(x, y), a kmx.LoaderDataset(load, labels) whose load(i) returns sample i (an indexable dataset: "
-                "load=lambda i: dataset[i][0]), or a kmx.ImageFileDataset(paths, labels) for image files "
-                "(docs/guide.md, 'Inputs and errors')."
-            )
-        if x is None or y is None:
-            raise ValueError("MixNNModel.fit needs inputs `x` and integer labels `y`.")
-        if isinstance(x, (list, tuple, dict)):
-            raise TypeError(
-                "MixNNModel.fit takes one array of inputs (mixing needs a single input tensor) or a "
-                f"keras_mixnn MixNNDataset; received a {type(x).__name__}. Convert with np.asarray."
-            )
-        x = _validation.check_inputs(x, self.backbone.inputs[0].shape[1:])
-        labels = _validation.check_labels(y, self.num_classes, num_samples=len(x))
-        if validation_split and validation_data is None:
-            split = int(np.floor(len(x) * (1.0 - validation_split)))
-            validation_data = (x[split:], labels[split:])
-            x, labels = x[:split], labels[:split]
-        batch_size = batch_size or 32
-        self._check_num_samples(len(x), batch_size=batch_size)
-        # No seed of its own: the order follows the model's, which `BackupAndRestore` may yet restore.
-        dataset = ArrayDataset(x, labels, batch_size=batch_size, num_neighbours=self.num_neighbours)
-        return dataset, validation_data
-
-    def _check_num_samples(self, num_samples, *, batch_size):
-        if num_samples <= self.num_neighbours:
-            raise ValueError(
-                f"num_neighbours={self.num_neighbours} needs more than {self.num_neighbours} training "
-                f"samples; got {num_samples}. Use more data or a smaller num_neighbours."
-            )
-        if num_samples < batch_size:
-            raise ValueError(
-                f"The training set ({num_samples} samples) is smaller than one batch (batch_size={batch_size}); "
-                f"pass a batch_size of at most {num_samples} (to fit, or to the MixNNDataset), or use more data."
-            )
-
     def _prepare_state(self, labels):
         if not self.state.built:
             with _backend.variable_scope(self):  # TensorFlow: mirrored on every device, like the weights.
@@ -715,14 +673,6 @@ class MixNNModel(keras.Model):
         message = correction_schedule.correction_shortfall(end, momentum=self.momentum, **self._correction_timing())
         if message:
             warnings.warn(f"{message} (it may in a later fit call on the same model).", stacklevel=3)
-
-
-def _is_batch_stream(x):
-    """Whether `x` is a dataset of its own kind: tf.data, torch's, a Keras PyDataset, an iterator."""
-    streams = ("tensorflow.python.data", "tensorflow.python.distribute", "torch.utils.data")
-    if any((kind.__module__ or "").startswith(streams) for kind in type(x).__mro__):
-        return True
-    return isinstance(x, keras.utils.PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
 
 
 def _with_mixnn_callback(callbacks):

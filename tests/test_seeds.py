@@ -173,11 +173,29 @@ def test_the_neighbour_graph_follows_a_seed_restored_once_training_began(noisy_d
 def test_fit_leaves_the_callers_dataset_as_it_was(noisy_digits):
     x, y = noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200]
     data = ArrayDataset(x, y, batch_size=50, num_neighbours=1)
-    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, seed=11)
-    model.compile(optimizer="sgd")
-    model.fit(data, epochs=1, verbose=0)
-    assert data.seed is None
-    assert data.order_seed == 11
+    before = {name: value for name, value in vars(data).items() if not isinstance(value, np.ndarray)}
+    served = []
+
+    class RecordOrder(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            served.append(self.model._training_data[0][0]["index"])
+
+    trained = []
+    for _ in range(2):  # The same dataset object, in two fits: each trains as on a fresh one.
+        keras.utils.set_random_seed(0)
+        model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, seed=11)
+        model.compile(optimizer="sgd")
+        model.fit(data, epochs=3, steps_per_epoch=3, callbacks=[RecordOrder()], verbose=0)
+        trained.append(model.get_weights())
+        after = {name: value for name, value in vars(data).items() if not isinstance(value, np.ndarray)}
+        assert after == before
+    assert (data.seed, data.steps_per_epoch, len(data)) == (None, None, 4)
+    # The order followed the model's seed, continuing through the data across the short epochs.
+    order = seeds.generator(11, Stream.DATA_ORDER, 0).permutation(200)
+    np.testing.assert_array_equal(served[0], order[:50])
+    np.testing.assert_array_equal(served[1], order[150:])
+    for first, second in zip(*trained):
+        np.testing.assert_array_equal(first, second)
 
 
 def test_the_data_order_is_drawn_from_its_own_stream():
