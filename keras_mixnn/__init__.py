@@ -14,6 +14,7 @@ from keras_mixnn.checkpoint import EpochCheckpoint  # noqa: E402
 from keras_mixnn.data import ArrayDataset, MixNNDataset  # noqa: E402
 from keras_mixnn.label_issues import corrected_labels, detection_report, find_label_issues  # noqa: E402
 from keras_mixnn.model import MixNNModel  # noqa: E402
+from keras_mixnn.non_finite import NonFiniteGuard  # noqa: E402
 from keras_mixnn.streaming import ImageFileDataset, LoaderDataset  # noqa: E402
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MixNNCallback",
     "MixNNDataset",
     "MixNNModel",
+    "NonFiniteGuard",
     "NonFiniteLossError",
     "architectures",
     "checkpoint",

@@ -15,6 +15,7 @@ from keras_mixnn.data import predict_samples
 from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixing import mixing_weights
 from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_loss_mixture, per_sample_cross_entropy
+from keras_mixnn.non_finite import NonFiniteLossError, stop_training  # noqa: F401 (NonFiniteLossError: its old home)
 
 LOG_KEYS = (
     "mixnn_clean_share",
@@ -23,10 +24,6 @@ LOG_KEYS = (
     "mixnn_refreshed",
     "mixnn_unreadable",
 )
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; training stopped there."""
 
 
 class PassRecord(typing.NamedTuple):
@@ -104,13 +101,11 @@ class MixNNCallback(keras.callbacks.Callback):
       (mean weight of a sample in its own mixture, for right and for wrong
       given labels; NaN where the host does not see the weights).
 
-    A training loss that becomes NaN or infinite stops `fit` at that step
-    with a `NonFiniteLossError` naming the epoch and step; so do weights
-    that the last step of an epoch made non-finite (checked at the epoch's
-    end, before any other callback) and non-finite outputs in the pass. No
-    callback's end of epoch runs for that epoch, so checkpoints keep the last
-    complete one, and MixNN's state (soft targets, clean probabilities,
-    neighbours) stays readable.
+    Non-finite outputs in the pass stop `fit` with a `NonFiniteLossError`,
+    as `keras_mixnn.non_finite.NonFiniteGuard` (which `fit` puts first)
+    does for a non-finite loss or weights: no callback's end of epoch runs
+    for that epoch, so checkpoints keep the last complete one, and MixNN's
+    state (soft targets, clean probabilities, neighbours) stays readable.
 
     After each pass, `last_pass` holds its `PassRecord`: the per-sample
     losses and the mixture fitted to them (`None` before the first pass).
@@ -238,7 +233,6 @@ class MixNNCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         model = self.model
-        self._check_weights_are_finite(model, epoch)  # Before any checkpoint of this epoch is written.
         state = model.state
         mixnn_epoch = model.mixnn_epoch
         targets_after = ops.convert_to_numpy(state.soft_targets).argmax(axis=1)
@@ -281,33 +275,6 @@ class MixNNCallback(keras.callbacks.Callback):
                 figures[name] = float(self._lambda[members].mean()) if members.any() else np.nan
         return figures
 
-    def on_train_batch_end(self, batch, logs=None):
-        # Read from `logs`, not the model: touching `self.model` would sync JAX's state every step.
-        loss = (logs or {}).get("loss")
-        if loss is None:
-            return
-        loss = float(ops.convert_to_numpy(loss))
-        if not math.isfinite(loss):
-            self._stop(f"The training loss became {loss} in epoch {self._epoch + 1}, step {batch + 1}")
-
-    def _stop(self, what):
-        """Raises `NonFiniteLossError`, after re-attaching the state (JAX) so it stays readable."""
-        state = self.model.state
-        done = int(ops.convert_to_numpy(state.epoch)) if state.built else 0
-        raise NonFiniteLossError(
-            f"{what}; training stopped there. A checkpoint saved at an epoch's end still holds the last "
-            f"complete one ({done} MixNN epochs); the model's weights are now unusable. Lower the learning "
-            "rate, add gradient clipping (e.g. `clipnorm=1.0` on the optimizer) or check the inputs' scale."
-        )
-
-    def _check_weights_are_finite(self, model, epoch):
-        # The loss is computed before each update, so only the weights show a last step that broke them.
-        for variable in model.trainable_variables:
-            if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(variable)))):
-                self._stop(
-                    f"The weight {variable.path} became NaN or infinite in the last step of epoch {epoch + 1}"
-                )
-
     def on_train_end(self, logs=None):
         self._data = self._extractor = self._index = None
         self._features = self._logits = self._neighbours = self._lambda = None
@@ -330,7 +297,8 @@ class MixNNCallback(keras.callbacks.Callback):
         batch_size = self.inference_batch_size or self._data.batch_size
         features, logits = predict_samples(self._extractor, self._data, subset, batch_size)
         if not np.isfinite(logits).all():
-            self._stop(f"The model's outputs became NaN or infinite in the pass before epoch {self._epoch + 1}")
+            where = f"in the pass before epoch {self._epoch + 1}"
+            stop_training(model, f"The model's outputs became NaN or infinite {where}")
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self.feature_dims is not None:
             if subset is None:  # Every sample embedded anew: fit the components to them.

@@ -22,6 +22,7 @@ from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import fit_settings, training_data
 from keras_mixnn import distribution, losses, partners
 from keras_mixnn.backbone import feature_output, logits_backbone
+from keras_mixnn.non_finite import NonFiniteGuard
 from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
 from keras_mixnn.state import MixNNState
 
@@ -682,6 +683,8 @@ def _with_mixnn_callback(callbacks):
     mixnn = [callback for callback in callbacks if isinstance(callback, MixNNCallback)]
     if len(mixnn) > 1:
         raise ValueError("Pass at most one MixNNCallback to fit.")
-    others = [callback for callback in callbacks if not isinstance(callback, MixNNCallback)]
-    # First, so the figures it adds to `logs` reach CSVLogger, History and the rest.
-    return (mixnn or [MixNNCallback()]) + others
+    guards = [callback for callback in callbacks if isinstance(callback, NonFiniteGuard)]
+    others = [callback for callback in callbacks if not isinstance(callback, (MixNNCallback, NonFiniteGuard))]
+    # The guard first, so a broken epoch ends before any other callback sees it; then the pass,
+    # so the figures it adds to `logs` reach CSVLogger, History and the rest.
+    return (guards[:1] or [NonFiniteGuard()]) + (mixnn or [MixNNCallback()]) + others

@@ -315,3 +315,30 @@ def test_a_run_killed_after_its_last_epoch_resumes_to_write_its_final_files(tmp_
     assert metrics["resumed_after_epoch"] == 3 and 0 < metrics["test_top1"] <= 1
     assert len(open(run_dir / "history.csv").read().strip().splitlines()) == 1 + 3
     assert keras.saving.load_model(run_dir / "model.keras").mixnn_epoch == 3
+
+
+def test_the_guard_comes_first_once_and_also_guards_a_plain_keras_model(noisy_digits):
+    x, y = noisy_digits["x_train"][:200], noisy_digits["y_noisy"][:200]
+    seen = []
+
+    class RecordEpochEnds(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    guard = kmx.NonFiniteGuard()
+    model = kmx.MixNNModel(tiny_backbone(), warmup_epochs=1, seed=0)
+    model.compile(optimizer="adam")
+    with pytest.raises(kmx.NonFiniteLossError, match=r"epoch 3, step 1;.*\(2 MixNN epochs\)"):
+        model.fit(x, y, epochs=4, batch_size=50, callbacks=[RecordEpochEnds(), PoisonAtThirdEpoch(), guard], verbose=0)
+    assert seen == [0, 1] and guard.epoch == 2  # The user's guard was used, and it ended epoch 3 first.
+
+    class PoisonPlainModel(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                kernel = self.model.layers[-1].kernel
+                kernel.assign(np.full(kernel.shape, np.inf, dtype="float32"))
+
+    plain = tiny_backbone()
+    plain.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(kmx.NonFiniteLossError, match=r"epoch 3, step 1; .*last complete one; "):
+        plain.fit(x, y, epochs=4, batch_size=50, callbacks=[kmx.NonFiniteGuard(), PoisonPlainModel()], verbose=0)
