@@ -39,7 +39,7 @@ import numpy as np
 
 import keras_mixnn as kmx
 from keras_mixnn import architectures
-from keras_mixnn import callback as callback_module
+from keras_mixnn import epoch_pass
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-10k.npz"
 
@@ -86,8 +86,9 @@ class TimedMixNNCallback(kmx.MixNNCallback):
             self.parts.append(self._current)
         self._epochs_this_fit += 1
 
-    def _search(self, model, readable):
-        return self._timed("neighbours", super()._search)(model, readable)
+    def _make_index(self, model):
+        super()._make_index(model)
+        self._index.search = self._timed("neighbours", self._index.search)
 
     def _timed(self, part, function):
         def wrapper(*args, **kwargs):
@@ -142,7 +143,7 @@ def main():
     model = kmx.MixNNModel(build_backbone(args.architecture, x), warmup_epochs=1, correction_start=1, seed=0)
     model.compile(optimizer=optimizer())
     stopwatch = TimedMixNNCallback(inference_batch_size=args.inference_batch_size)
-    callback_module.fit_loss_mixture = stopwatch._timed("mixture", callback_module.fit_loss_mixture)
+    epoch_pass.fit_loss_mixture = stopwatch._timed("mixture", epoch_pass.fit_loss_mixture)
     mixnn_clock = EpochClock()
     # MixNN's first fit also skips the warm-up epoch (no pass) and the first
     # pass (which compiles the inference model).

@@ -1,7 +1,6 @@
 """`MixNNCallback`: the per-epoch pass that feeds MixNN's training step."""
 
 import math
-import typing
 
 import keras
 import numpy as np
@@ -10,11 +9,10 @@ from keras import ops
 from keras_mixnn import _backend, _validation, distribution, seeds
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn._choices import NEIGHBOUR_METRICS
-from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import predict_samples
+from keras_mixnn.epoch_pass import PassRecord, mixture_labels, run_pass  # noqa: F401 (PassRecord: its old home)
 from keras_mixnn.label_issues import detection_report
-from keras_mixnn.mixing import mixing_weights
-from keras_mixnn.mixture import MAX_FIT_SAMPLES, fit_loss_mixture, per_sample_cross_entropy
+from keras_mixnn.mixture import MAX_FIT_SAMPLES
 from keras_mixnn.non_finite import NonFiniteLossError, stop_training  # noqa: F401 (NonFiniteLossError: its old home)
 
 LOG_KEYS = (
@@ -26,34 +24,16 @@ LOG_KEYS = (
 )
 
 
-class PassRecord(typing.NamedTuple):
-    """What one inference pass measured.
-
-    Attributes:
-        mixnn_epoch: the MixNN epoch the pass came before (the number of
-            epochs trained so far).
-        losses: `(N,)` what the mixture was fitted to: each sample's
-            cross-entropy, or with `loss_window > 1` its min-max normalised
-            loss averaged over the window; NaN for samples found
-            unreadable.
-        mixture: the fitted `keras_mixnn.mixture.LossMixture`, or `None`
-            where the fit fell back to equal probabilities.
-    """
-
-    mixnn_epoch: int
-    losses: np.ndarray
-    mixture: typing.Optional[object]
-
-
 def mixture_loss_labels(model):
     """The labels each sample's loss is measured against for the mixture.
 
     The given labels with `mixture_loss_on="given"` (the default), the
     argmax of the soft targets with `"targets"`.
     """
-    if model.mixture_loss_on == "targets":
-        return ops.convert_to_numpy(model.state.soft_targets).argmax(axis=1)
-    return ops.convert_to_numpy(model.state.given_labels)
+    state = model.state
+    return mixture_labels(
+        ops.convert_to_numpy(state.given_labels), ops.convert_to_numpy(state.soft_targets), model.mixture_loss_on
+    )
 
 
 class MixNNCallback(keras.callbacks.Callback):
@@ -191,9 +171,17 @@ class MixNNCallback(keras.callbacks.Callback):
             _validation.check_int("mixture_fit_samples", mixture_fit_samples, minimum=2)
         self.mixture_fit_samples = mixture_fit_samples
         self.loss_window = _validation.check_int("loss_window", loss_window, minimum=1)
+        self._reset()
+
+    def _reset(self):
+        """Forgets what one `fit` held: its data, models, index and the pass's arrays."""
+        self._data = self._extractor = self._reduction = self._index = self._index_seed = None
+        self._features = self._logits = self._neighbours = self._lambda = None
+        self._epoch, self._targets_before, self._refreshed, self._mean_lambda = 0, None, 0.0, 1.0
 
     def on_train_begin(self, logs=None):
         self.last_pass = None
+        self._reset()
         model = self.model
         if model._training_data is None:
             raise ValueError("MixNNCallback works only inside MixNNModel.fit.")
@@ -214,9 +202,7 @@ class MixNNCallback(keras.callbacks.Callback):
                     f"feature_dims={self.feature_dims} must be smaller than the {feature_size} features the "
                     "network gives each sample; use fewer, or None to search the features as they are."
                 )
-        self._reduction = None
         self._make_index(model)  # Here, so that a missing search library stops the run before it trains.
-        self._features = self._logits = self._neighbours = self._lambda = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -264,7 +250,8 @@ class MixNNCallback(keras.callbacks.Callback):
         wrong = ops.convert_to_numpy(model.state.given_labels) != truth
         figures = {
             "mixnn_neighbour_purity": np.nan,
-            "mixnn_corrections_right": float(np.mean(targets_after[changed] == truth[changed])) if changed.any() else np.nan,
+            "mixnn_corrections_right": float(np.mean(targets_after[changed] == truth[changed])) if changed.any()
+            else np.nan,
             "mixnn_lambda_right": np.nan,
             "mixnn_lambda_wrong": np.nan,
         }
@@ -276,8 +263,7 @@ class MixNNCallback(keras.callbacks.Callback):
         return figures
 
     def on_train_end(self, logs=None):
-        self._data = self._extractor = self._index = None
-        self._features = self._logits = self._neighbours = self._lambda = None
+        self._reset()
 
     def _needs_pass(self, model, mixnn_epoch):
         if self._features is None:
@@ -290,7 +276,7 @@ class MixNNCallback(keras.callbacks.Callback):
         return np.asarray(getattr(self._data, "unreadable", ()), dtype=np.int64)
 
     def _refresh(self, model, mixnn_epoch):
-        """The per-epoch pass: clean probabilities, neighbours, corrections."""
+        """The per-epoch pass: inference here, then `epoch_pass.run_pass` on its arrays."""
         state = model.state
         num_samples = self._data.num_samples
         subset = self._subset(model.seed, mixnn_epoch, num_samples)
@@ -299,6 +285,47 @@ class MixNNCallback(keras.callbacks.Callback):
         if not np.isfinite(logits).all():
             where = f"in the pass before epoch {self._epoch + 1}"
             stop_training(model, f"The model's outputs became NaN or infinite {where}")
+        self._store(subset, self._search_space(model, mixnn_epoch, subset, features), logits)
+        self._refreshed = len(features) / num_samples
+        readable = np.ones(num_samples, dtype=bool)
+        readable[self._unreadable()] = False
+        # `load_weights` (BackupAndRestore) restored a drawn seed.
+        if model.neighbour_source == "knn" and self._index_seed != model.seed:
+            self._make_index(model)
+
+        correcting = model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch)
+        result = run_pass(
+            self._logits,
+            mixnn_epoch=mixnn_epoch,
+            given_labels=ops.convert_to_numpy(state.given_labels),
+            soft_targets=ops.convert_to_numpy(state.soft_targets),
+            readable=readable,
+            features=self._features,
+            index=self._index if model.neighbour_source == "knn" else None,
+            num_neighbours=model.num_neighbours,
+            mixture_loss_on=model.mixture_loss_on,
+            loss_window=self.loss_window,
+            loss_history=state.loss_history,
+            mixture_seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
+            mixture_fit_samples=self.mixture_fit_samples,
+            correct_rows=(np.arange(num_samples) if subset is None else subset) if correcting else None,
+            momentum=model.momentum,
+            correction_scope=model.correction_scope,
+            correction_changes_labels=model.correction_changes_labels,
+            weighting=model.weighting,
+        )
+        self.last_pass = result.record
+        state.loss_history = result.loss_history
+        if correcting:
+            state.soft_targets.assign(result.soft_targets)
+        state.clean_probability.assign(result.clean_probability)
+        if result.neighbours is not None:
+            self._neighbours = result.neighbours
+            state.neighbours.assign(self._neighbours.astype(np.int32))
+        self._lambda, self._mean_lambda = result.own_weights, result.mean_own_weight
+
+    def _search_space(self, model, mixnn_epoch, subset, features):
+        """The pass's features as neighbours are searched among them: flat, reduced, scaled."""
         features = features.reshape(len(features), -1).astype(np.float32, copy=False)
         if self.feature_dims is not None:
             if subset is None:  # Every sample embedded anew: fit the components to them.
@@ -309,69 +336,16 @@ class MixNNCallback(keras.callbacks.Callback):
             features = self._reduction.transform(features)
         if self.neighbour_metric == "cosine":
             features = neighbours_lib.unit_length(features)
+        return features
+
+    def _store(self, subset, features, logits):
+        """Keeps the pass's features and logits; a partial pass replaces its subset's rows."""
         if self._features is None:
             self._features = features
             self._logits = logits.astype(np.float32, copy=False)
         else:
             self._features[subset] = features
             self._logits[subset] = logits
-        self._refreshed = len(features) / num_samples
-        readable = np.ones(num_samples, dtype=bool)
-        readable[self._unreadable()] = False
-
-        losses = np.full(num_samples, np.nan)
-        losses[readable] = per_sample_cross_entropy(self._logits[readable], mixture_loss_labels(model)[readable])
-        if self.loss_window > 1:
-            losses = self._windowed(state, losses, readable)
-        else:
-            state.loss_history = None  # An earlier fit's window must not rejoin a later one.
-        clean_probability = np.zeros(num_samples, dtype=np.float32)
-        clean_probability[readable], mixture = fit_loss_mixture(
-            losses[readable],
-            seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
-            max_fit_samples=self.mixture_fit_samples,
-        )
-        self.last_pass = PassRecord(mixnn_epoch, losses, mixture)
-
-        soft_targets = ops.convert_to_numpy(state.soft_targets)
-        if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
-            rows = np.arange(num_samples) if subset is None else subset
-            rows = rows[readable[rows]]
-            if model.correction_scope == "noisy":
-                rows = rows[clean_probability[rows] < 0.5]
-            predictions = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(self._logits[rows], "float32")))
-            corrected = update_soft_targets(soft_targets[rows], predictions, model.momentum)
-            if not model.correction_changes_labels:
-                given = ops.convert_to_numpy(model.state.given_labels)[rows]
-                corrected = keep_given_label_largest(soft_targets[rows], corrected, given)
-            soft_targets[rows] = ops.convert_to_numpy(corrected)
-            state.soft_targets.assign(soft_targets)
-        state.clean_probability.assign(clean_probability)
-        self._mean_lambda = 1.0 / (model.num_neighbours + 1)
-        self._lambda = None
-        if model.neighbour_source == "knn":
-            self._neighbours = self._search(model, readable)
-            state.neighbours.assign(self._neighbours.astype(np.int32))
-            if model.weighting == "gmm":
-                weights = mixing_weights(clean_probability, clean_probability[self._neighbours])
-                self._lambda = ops.convert_to_numpy(weights)[:, 0]
-                self._mean_lambda = float(self._lambda[readable].mean())
-        elif model.weighting == "gmm":
-            self._mean_lambda = np.nan
-
-    def _windowed(self, state, losses, readable):
-        """Each sample's normalised loss averaged over this pass and the window's earlier ones."""
-        normalised = np.full(len(losses), np.nan, dtype=np.float32)
-        lowest, highest = losses[readable].min(), losses[readable].max()
-        normalised[readable] = (losses[readable] - lowest) / max(highest - lowest, np.finfo(np.float32).tiny)
-        history = normalised[None]
-        if state.loss_history is not None:
-            history = np.concatenate([state.loss_history[-(self.loss_window - 1) :], history])
-        state.loss_history = history
-        averaged = np.full(len(losses), np.nan)
-        # This pass is finite wherever readable; an earlier pass may have found a since-mended file unreadable.
-        averaged[readable] = np.nanmean(history[:, readable], axis=0)
-        return averaged
 
     def _subset(self, seed, mixnn_epoch, num_samples):
         """Sorted sample positions this pass embeds, or `None` for all."""
@@ -392,16 +366,3 @@ class MixNNCallback(keras.callbacks.Callback):
             seed=seeds.integer_seed(model.seed, seeds.Stream.NEIGHBOUR_INDEX),
             deterministic=deterministic,
         )
-
-    def _search(self, model, readable):
-        """Neighbour table over readable samples; unreadable ones get themselves."""
-        if self._index_seed != model.seed:  # `load_weights` (BackupAndRestore) restored a drawn seed.
-            self._make_index(model)
-        num_samples = len(readable)
-        if readable.all():
-            return self._index.search(self._features, model.num_neighbours)
-        positions = np.flatnonzero(readable)
-        found = self._index.search(self._features[positions], model.num_neighbours)
-        table = np.repeat(np.arange(num_samples)[:, None], model.num_neighbours, axis=1)
-        table[positions] = positions[found]
-        return table

@@ -16,9 +16,9 @@ import numpy as np
 
 from keras_mixnn import seeds
 from keras_mixnn._files import write_atomically
-from keras_mixnn.callback import mixture_loss_labels
 from keras_mixnn.data import predict_samples
-from keras_mixnn.mixture import MAX_FIT_SAMPLES, LossMixture, fit_loss_mixture, per_sample_cross_entropy
+from keras_mixnn.epoch_pass import run_pass
+from keras_mixnn.mixture import MAX_FIT_SAMPLES, LossMixture
 
 WARMUP_LOSSES = "losses_warmup.npz"
 FINAL_LOSSES = "losses_final.npz"
@@ -32,9 +32,9 @@ class RunDiagnostics(keras.callbacks.Callback):
     Place it after the `MixNNCallback` it reads in `callbacks=`: at the
     beginning of the first epoch after warm-up it saves that callback's
     `last_pass`; at the end of training it runs one inference pass of its
-    own (no augmentation), fits the mixture to its losses as the callback
-    would with `loss_window=1`, and embeds a seeded sample of the training
-    set.
+    own (no augmentation), fits the mixture to its losses with
+    `keras_mixnn.epoch_pass.run_pass`, as the callback would with
+    `loss_window=1`, and embeds a seeded sample of the training set.
 
     Args:
         directory: the folder the files go to (a `pathlib.Path`).
@@ -63,16 +63,18 @@ class RunDiagnostics(keras.callbacks.Callback):
         readable = np.ones(data.num_samples, dtype=bool)
         readable[np.asarray(getattr(data, "unreadable", ()), dtype=np.int64)] = False
         logits = predict_samples(model.backbone, data, None, batch_size)
-        losses = np.full(data.num_samples, np.nan)
-        losses[readable] = per_sample_cross_entropy(logits[readable], mixture_loss_labels(model)[readable])
         mixnn_epoch = int(keras.ops.convert_to_numpy(model.state.epoch))
-        fit_samples = getattr(self.mixnn_callback, "mixture_fit_samples", MAX_FIT_SAMPLES)
-        _, mixture = fit_loss_mixture(
-            losses[readable],
-            seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
-            max_fit_samples=fit_samples,
-        )
-        save_losses(self.directory / FINAL_LOSSES, mixnn_epoch, losses, mixture)
+        record = run_pass(
+            logits,
+            mixnn_epoch=mixnn_epoch,
+            given_labels=keras.ops.convert_to_numpy(model.state.given_labels),
+            soft_targets=keras.ops.convert_to_numpy(model.state.soft_targets),
+            readable=readable,
+            mixture_loss_on=model.mixture_loss_on,
+            mixture_seed=seeds.integer_seed(model.seed, seeds.Stream.MIXTURE, mixnn_epoch),
+            mixture_fit_samples=getattr(self.mixnn_callback, "mixture_fit_samples", MAX_FIT_SAMPLES),
+        ).record
+        save_losses(self.directory / FINAL_LOSSES, mixnn_epoch, record.losses, record.mixture)
 
         rng = seeds.generator(self.seed, seeds.Stream.FEATURES_SAMPLE)
         candidates = np.flatnonzero(readable)
