@@ -8,7 +8,7 @@ before importing this package.
 
 __version__ = "0.1.0"
 
-from keras_mixnn import architectures, checkpoint, datasets, distribution, label_issues, mixture, neighbours, noise, presets, recipe, seeds  # noqa: E402
+from keras_mixnn import architectures, checkpoint, correction_schedule, datasets, distribution, epoch_pass, label_issues, mixture, neighbours, noise, presets, recipe, seeds, variants  # noqa: E402
 from keras_mixnn.callback import MixNNCallback, NonFiniteLossError  # noqa: E402
 from keras_mixnn.checkpoint import EpochCheckpoint  # noqa: E402
 from keras_mixnn.data import ArrayDataset, MixNNDataset  # noqa: E402
@@ -29,10 +29,12 @@ __all__ = [
     "NonFiniteLossError",
     "architectures",
     "checkpoint",
+    "correction_schedule",
     "corrected_labels",
     "datasets",
     "detection_report",
     "distribution",
+    "epoch_pass",
     "find_label_issues",
     "label_issues",
     "mixture",
@@ -41,4 +43,5 @@ __all__ = [
     "presets",
     "recipe",
     "seeds",
+    "variants",
 ]

@@ -20,10 +20,10 @@ from keras_mixnn._choices import (
 from keras_mixnn import correction_schedule
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import fit_settings, training_data
-from keras_mixnn import distribution, losses, partners
+from keras_mixnn import distribution, losses, variants
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.non_finite import NonFiniteGuard
-from keras_mixnn.mixing import anchor_only_weights, average_weights, mix, mixing_weights, random_weights
+from keras_mixnn.mixing import anchor_only_weights, mix
 from keras_mixnn.state import MixNNState
 
 _EVALUATION_LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -530,23 +530,13 @@ class MixNNModel(keras.Model):
     def _partners(self, x, neighbour_x, inputs, training):
         """Partners' inputs `(B, K, ...)`, their indices `(B, K)`, and weights `(B, K + 1)`."""
         index = inputs["index"]
-        batch_size = ops.shape(x)[0]
         if self.method == "mixup":
-            return self._mixup_partners(x, index, batch_size)
-        if self.neighbour_source == "knn":
-            neighbour_index = inputs["neighbour_index"]
-        else:
-            if self.neighbour_source == "random":
-                positions = partners.random_partners(batch_size, self.num_neighbours, self.random_state)
-            else:
-                features = ops.stop_gradient(self._batch_features(x, training=training))
-                positions = partners.nearest_in_batch(features, self.num_neighbours)
-            neighbour_x = partners.gather_partners(x, positions)
-            neighbour_index = partners.gather_partners(index, positions)
-        weights = self._mixnn_weights(index, neighbour_index, batch_size)
+            return variants.mixup_partners(self, x, index)
+        neighbour_x, neighbour_index = variants.PARTNERS[self.neighbour_source](self, x, neighbour_x, inputs, training)
+        weights = variants.WEIGHTS[self.weighting](self, index, neighbour_index)
         if not self.warmup_mixup:
             return neighbour_x, neighbour_index, weights
-        mixup_x, mixup_index, mixup_weights = self._mixup_partners(x, index, batch_size)
+        mixup_x, mixup_index, mixup_weights = variants.mixup_partners(self, x, index)
         phase = self.in_mixup_phase()
         return (
             ops.where(phase, mixup_x, neighbour_x),
@@ -554,32 +544,10 @@ class MixNNModel(keras.Model):
             ops.where(phase, mixup_weights, weights),
         )
 
-    def _mixnn_weights(self, index, neighbour_index, batch_size):
-        clean_probability = self.state.clean_probability
-        weights = mixing_weights(
-            ops.take(clean_probability, index, axis=0), ops.take(clean_probability, neighbour_index, axis=0)
-        )
-        if self.weighting == "average":
-            return average_weights(weights)
-        if self.weighting == "random":
-            return random_weights(
-                batch_size, self.num_neighbours, alpha=self.mixup_alpha, seed=self.random_state
-            )
-        return weights
-
-    def _mixup_partners(self, x, index, batch_size):
-        positions = partners.random_partners(batch_size, self.num_neighbours, self.random_state)
-        weights = random_weights(
-            batch_size, self.num_neighbours, alpha=self.mixup_alpha, per_batch=True, seed=self.random_state
-        )
-        return partners.gather_partners(x, positions), partners.gather_partners(index, positions), weights
-
     def _targets_of(self, index, *, neighbours=False):
         """Targets of samples: soft targets, or one-hot given labels (baselines, `neighbour_targets="given"`)."""
-        soft = self.method == "mixnn" and not (neighbours and self.neighbour_targets == "given")
-        if soft:
-            return ops.take(self.state.soft_targets, index, axis=0)
-        return ops.one_hot(ops.take(self.state.given_labels, index, axis=0), self.num_classes, dtype="float32")
+        anchor, neighbour = variants.target_kinds(self.method, self.neighbour_targets)
+        return variants.TARGETS[neighbour if neighbours else anchor](self, index)
 
     def _synthetic_loss(self, logits, targets):
         """Cross-entropy against the mixed targets; `-p(y)` in `warmup_mixup`'s phase."""

@@ -6,7 +6,7 @@ from keras import ops
 
 import keras_mixnn as kmx
 from keras_mixnn.correction_schedule import Schedule
-from tests.conftest import tiny_backbone
+from conftest import tiny_backbone
 
 SCHEDULES = [
     Schedule(warmup_epochs=5, correction_start=3, correction_every=2),
