@@ -183,9 +183,9 @@ class MixNNCallback(keras.callbacks.Callback):
         self.last_pass = None
         self._reset()
         model = self.model
-        if model._training_data is None:
+        if model.training_data is None:
             raise ValueError("MixNNCallback works only inside MixNNModel.fit.")
-        self._data = model._training_data
+        self._data = model.training_data
         if self.true_labels is not None and self.true_labels.shape != (self._data.num_samples,):
             raise ValueError(
                 f"true_labels must hold one label per training sample ({self._data.num_samples}); received shape "

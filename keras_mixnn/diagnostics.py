@@ -58,7 +58,7 @@ class RunDiagnostics(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         model = self.model
-        data = model._training_data
+        data = model.training_data
         batch_size = self.mixnn_callback.inference_batch_size or data.batch_size
         readable = np.ones(data.num_samples, dtype=bool)
         readable[np.asarray(getattr(data, "unreadable", ()), dtype=np.int64)] = False

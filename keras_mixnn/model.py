@@ -22,6 +22,7 @@ from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
 from keras_mixnn.data import fit_settings, training_data
 from keras_mixnn import distribution, losses, variants
 from keras_mixnn.backbone import feature_output, logits_backbone
+from keras_mixnn.callback import MixNNCallback
 from keras_mixnn.non_finite import NonFiniteGuard
 from keras_mixnn.mixing import anchor_only_weights, mix
 from keras_mixnn.state import MixNNState
@@ -236,6 +237,11 @@ class MixNNModel(keras.Model):
     def mixnn_epoch(self):
         """Epochs of MixNN training (warm-up included) this model has completed."""
         return int(ops.convert_to_numpy(self.state.epoch)) if self.state.built else 0
+
+    @property
+    def training_data(self):
+        """The `MixNNDataset` the running `fit` trains on (callbacks read it); `None` outside `fit`."""
+        return self._training_data
 
     def feature_extractor(self):
         """A model from the backbone's input to `(features, logits)`."""
@@ -645,8 +651,6 @@ class MixNNModel(keras.Model):
 
 
 def _with_mixnn_callback(callbacks):
-    from keras_mixnn.callback import MixNNCallback
-
     callbacks = list(callbacks or [])
     mixnn = [callback for callback in callbacks if isinstance(callback, MixNNCallback)]
     if len(mixnn) > 1:

@@ -178,7 +178,7 @@ def test_fit_leaves_the_callers_dataset_as_it_was(noisy_digits):
 
     class RecordOrder(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            served.append(self.model._training_data[0][0]["index"])
+            served.append(self.model.training_data[0][0]["index"])
 
     trained = []
     for _ in range(2):  # The same dataset object, in two fits: each trains as on a fresh one.
