@@ -267,11 +267,10 @@ def training_data(
         TypeError: for streams of batches (tf.data, torch loaders, plain
             `PyDataset`s, iterators), which cannot serve neighbours by
             position, and for several input arrays.
-        ValueError: for missing or bad labels, a dataset with another
-            number of neighbours, or too few samples.
+        ValueError: for missing or bad inputs or labels, a dataset with
+            another number of neighbours, too few samples, or a bad
+            `steps_per_epoch`.
     """
-    if steps_per_epoch is not None:
-        _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if isinstance(x, MixNNDataset):
         if y is not None:
             raise ValueError("Pass labels inside the MixNNDataset, not as `y`.")
@@ -282,6 +281,7 @@ def training_data(
             )
         _validation.check_labels(x.labels, num_classes, num_samples=x.num_samples)
         _check_num_samples(x.num_samples, batch_size=x.batch_size, num_neighbours=num_neighbours)
+        _check_steps_per_epoch(steps_per_epoch)
         return x, validation_data
     if is_batch_stream(x):
         raise TypeError(
@@ -306,6 +306,7 @@ def training_data(
         x, labels = x[:split], labels[:split]
     batch_size = batch_size or 32
     _check_num_samples(len(x), batch_size=batch_size, num_neighbours=num_neighbours)
+    _check_steps_per_epoch(steps_per_epoch)
     # No seed of its own: the order follows the model's, which `BackupAndRestore` may yet restore.
     return ArrayDataset(x, labels, batch_size=batch_size, num_neighbours=num_neighbours), validation_data
 
@@ -340,6 +341,11 @@ def is_batch_stream(x):
     if any((kind.__module__ or "").startswith(streams) for kind in type(x).__mro__):
         return True
     return isinstance(x, keras.utils.PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
+
+
+def _check_steps_per_epoch(steps_per_epoch):
+    if steps_per_epoch is not None:
+        _validation.check_int("steps_per_epoch", steps_per_epoch, minimum=1)
 
 
 def _check_num_samples(num_samples, *, batch_size, num_neighbours):

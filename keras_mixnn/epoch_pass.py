@@ -14,7 +14,8 @@ with MixNN's state, and returns the state the next epoch trains on:
 5. each sample's weight in its own mixture (Eq. 10-11), and a record.
 
 `keras_mixnn.callback.MixNNCallback` runs the inference and calls it before
-every epoch after warm-up; `keras_mixnn.diagnostics` calls it for the
+the epochs after warm-up that refresh (every `refresh_every`-th, and every
+correcting one); `keras_mixnn.diagnostics` calls it for the
 report's last losses. It reads no model and writes no state.
 """
 
@@ -60,8 +61,9 @@ class PassResult(typing.NamedTuple):
         own_weights: `(N,)` each sample's weight in its own mixture, where
             the weights follow P(clean) over a neighbour table; else `None`.
         mean_own_weight: the mean of `own_weights` over readable samples;
-            `1 / (K + 1)` for equal or random weights; NaN where partners
-            are found inside the batch, whose weights the host never sees.
+            `1 / (K + 1)` for equal or random weights; NaN for P(clean)
+            weights without a neighbour table (partners found inside the
+            batch, whose weights the host never sees).
         loss_history: `(W', N)` the window of normalised losses to keep for
             the next pass, or `None` with `loss_window=1`.
         record: the `PassRecord`.
@@ -109,9 +111,9 @@ def run_pass(
             all. Unreadable samples get P(clean) 0, a NaN loss, themselves
             as neighbours and no correction.
         features: `(N, d)` float32 features to search neighbours in (already
-            reduced or scaled); `None` searches none.
+            reduced or scaled); needed with `index`. Defaults to `None`.
         index: the `keras_mixnn.neighbours.NeighbourIndex` that searches
-            `features`. Defaults to `None`.
+            `features`; `None` searches no neighbours. Defaults to `None`.
         num_neighbours: K. Defaults to `1`.
         mixture_loss_on: `"given"` measures each loss against the given
             label, `"targets"` against the argmax of `soft_targets`.

@@ -19,7 +19,7 @@ from keras_mixnn._choices import (
 )
 from keras_mixnn import correction_schedule
 from keras_mixnn.correction import keep_given_label_largest, update_soft_targets
-from keras_mixnn.data import fit_settings, training_data
+from keras_mixnn import data as data_lib
 from keras_mixnn import distribution, losses, variants
 from keras_mixnn.backbone import feature_output, logits_backbone
 from keras_mixnn.callback import MixNNCallback
@@ -330,7 +330,7 @@ class MixNNModel(keras.Model):
                 f"compile it without `loss` (received loss={self.loss!r})."
             )
         kwargs.pop("shuffle", None)
-        dataset, validation_data = training_data(
+        dataset, validation_data = data_lib.training_data(
             x,
             y,
             batch_size=batch_size,
@@ -345,7 +345,7 @@ class MixNNModel(keras.Model):
         validation_batch_size = kwargs.pop("validation_batch_size", None) or dataset.batch_size
         validation_data = distribution.even_batches(validation_data, validation_batch_size, self)
         self._prepare_state(dataset.labels)
-        with fit_settings(dataset, steps_per_epoch=kwargs.get("steps_per_epoch"), batch_multiple=replicas):
+        with data_lib.fit_settings(dataset, steps_per_epoch=kwargs.get("steps_per_epoch"), batch_multiple=replicas):
             self._build_metrics(dataset)
             callbacks = _with_mixnn_callback(callbacks)
             self._warn_if_phase_not_reached(epochs - initial_epoch)
@@ -656,6 +656,8 @@ def _with_mixnn_callback(callbacks):
     if len(mixnn) > 1:
         raise ValueError("Pass at most one MixNNCallback to fit.")
     guards = [callback for callback in callbacks if isinstance(callback, NonFiniteGuard)]
+    if len(guards) > 1:
+        raise ValueError("Pass at most one NonFiniteGuard to fit (it adds one itself when none is given).")
     others = [callback for callback in callbacks if not isinstance(callback, (MixNNCallback, NonFiniteGuard))]
     # The guard first, so a broken epoch ends before any other callback sees it; then the pass,
     # so the figures it adds to `logs` reach CSVLogger, History and the rest.

@@ -57,7 +57,8 @@ def stop_training(model, what):
     """Raises `NonFiniteLossError` saying `what` broke and what the last complete epoch is.
 
     Args:
-        model: the `MixNNModel` in training.
+        model: the Keras model in training; a `MixNNModel`'s message also
+            names its last complete MixNN epoch.
         what: the sentence that names what became non-finite, and where.
     """
     state = getattr(model, "state", None)  # Any Keras model may use the guard; a MixNNModel says more.

@@ -331,6 +331,8 @@ def test_the_guard_comes_first_once_and_also_guards_a_plain_keras_model(noisy_di
     with pytest.raises(kmx.NonFiniteLossError, match=r"epoch 3, step 1;.*\(2 MixNN epochs\)"):
         model.fit(x, y, epochs=4, batch_size=50, callbacks=[RecordEpochEnds(), PoisonAtThirdEpoch(), guard], verbose=0)
     assert seen == [0, 1] and guard.epoch == 2  # The user's guard was used, and it ended epoch 3 first.
+    with pytest.raises(ValueError, match="at most one NonFiniteGuard"):
+        model.fit(x, y, epochs=1, batch_size=50, callbacks=[guard, kmx.NonFiniteGuard()], verbose=0)
 
     class PoisonPlainModel(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
