@@ -9,7 +9,7 @@ from keras import ops
 from keras_mixnn import _backend, _validation, distribution, seeds
 from keras_mixnn import neighbours as neighbours_lib
 from keras_mixnn._choices import NEIGHBOUR_METRICS
-from keras_mixnn.data import predict_samples
+from keras_mixnn.data import predict_samples, readable_mask
 from keras_mixnn.epoch_pass import PassRecord, mixture_labels, run_pass  # noqa: F401 (PassRecord: its old home)
 from keras_mixnn.label_issues import detection_report
 from keras_mixnn.mixture import MAX_FIT_SAMPLES
@@ -230,7 +230,7 @@ class MixNNCallback(keras.callbacks.Callback):
             "mixnn_mean_lambda": self._mean_lambda if estimating else 1.0,
             "mixnn_targets_changed": float(np.mean(targets_after != self._targets_before)),
             "mixnn_refreshed": self._refreshed,
-            "mixnn_unreadable": float(len(self._unreadable())),
+            "mixnn_unreadable": float(np.sum(~readable_mask(self._data))),
         }
         mixup = model.method == "mixup" and schedule.mixes(mixnn_epoch)
         if mixup or schedule.trains_mixup(mixnn_epoch):
@@ -268,12 +268,10 @@ class MixNNCallback(keras.callbacks.Callback):
     def _needs_pass(self, model, mixnn_epoch):
         if self._features is None:
             return True
-        if model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch):
+        if _corrects_in_pass(model, mixnn_epoch):
             return True
         return (mixnn_epoch - model.warmup_epochs) % self.refresh_every == 0
 
-    def _unreadable(self):
-        return np.asarray(getattr(self._data, "unreadable", ()), dtype=np.int64)
 
     def _refresh(self, model, mixnn_epoch):
         """The per-epoch pass: inference here, then `epoch_pass.run_pass` on its arrays."""
@@ -287,13 +285,12 @@ class MixNNCallback(keras.callbacks.Callback):
             stop_training(model, f"The model's outputs became NaN or infinite {where}")
         self._store(subset, self._search_space(model, mixnn_epoch, subset, features), logits)
         self._refreshed = len(features) / num_samples
-        readable = np.ones(num_samples, dtype=bool)
-        readable[self._unreadable()] = False
+        readable = readable_mask(self._data)
         # `load_weights` (BackupAndRestore) restored a drawn seed.
         if model.neighbour_source == "knn" and self._index_seed != model.seed:
             self._make_index(model)
 
-        correcting = model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch)
+        correcting = _corrects_in_pass(model, mixnn_epoch)
         result = run_pass(
             self._logits,
             mixnn_epoch=mixnn_epoch,
@@ -366,3 +363,8 @@ class MixNNCallback(keras.callbacks.Callback):
             seed=seeds.integer_seed(model.seed, seeds.Stream.NEIGHBOUR_INDEX),
             deterministic=deterministic,
         )
+
+
+def _corrects_in_pass(model, mixnn_epoch):
+    """Whether the pass before MixNN epoch `mixnn_epoch` corrects the targets (`correction_source="pass"`)."""
+    return model.correction_source == "pass" and model.corrects_targets_in(mixnn_epoch)

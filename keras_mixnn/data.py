@@ -361,6 +361,13 @@ def _check_num_samples(num_samples, *, batch_size, num_neighbours):
         )
 
 
+def readable_mask(dataset):
+    """`(N,)` bool: the samples of `dataset` not found unreadable so far (streamed datasets record them)."""
+    readable = np.ones(dataset.num_samples, dtype=bool)
+    readable[np.asarray(getattr(dataset, "unreadable", ()), dtype=np.int64)] = False
+    return readable
+
+
 def padded_rows(num_rows, multiple):
     """Row positions `0..num_rows-1`, repeated at the end up to a multiple of `multiple`.
 

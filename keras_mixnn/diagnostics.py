@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_mixnn import seeds
 from keras_mixnn._files import write_atomically
-from keras_mixnn.data import predict_samples
+from keras_mixnn.data import predict_samples, readable_mask
 from keras_mixnn.epoch_pass import run_pass
 from keras_mixnn.mixture import MAX_FIT_SAMPLES, LossMixture
 
@@ -60,8 +60,7 @@ class RunDiagnostics(keras.callbacks.Callback):
         model = self.model
         data = model.training_data
         batch_size = self.mixnn_callback.inference_batch_size or data.batch_size
-        readable = np.ones(data.num_samples, dtype=bool)
-        readable[np.asarray(getattr(data, "unreadable", ()), dtype=np.int64)] = False
+        readable = readable_mask(data)
         logits = predict_samples(model.backbone, data, None, batch_size)
         mixnn_epoch = int(keras.ops.convert_to_numpy(model.state.epoch))
         record = run_pass(
